@@ -1,0 +1,71 @@
+"""Shared test fixtures: the real Debian trees in ../shared/fixtures, and a real `kbo` process."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+LINUX_61 = FIXTURES / "linux-6.1.176-1"
+LINUX_612 = FIXTURES / "linux-6.12.38-1"
+KBO = Path(sys.executable).parent / "kbo"
+
+RunKbo = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def kbo() -> RunKbo:
+    """Run the installed ``kbo`` console script as a real process."""
+
+    def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(KBO), *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False
+        )
+
+    return run
+
+
+def copy_debian(fixture: Path, dest: Path) -> Path:
+    """Copy a fixture's debian/ (without its megabytes of kernel configs) to ``dest``."""
+    shutil.copytree(
+        fixture / "debian",
+        dest / "debian",
+        ignore=lambda d, names: [
+            n for n in names if n.startswith("config") and n != "config" and not Path(d, n).is_dir()
+        ],
+    )
+    for path in (dest / "debian").rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (dest / "debian").chmod(0o755)
+    return dest
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "GIT_AUTHOR_NAME": "Kernel Maintainer",
+            "GIT_AUTHOR_EMAIL": "km@example.org",
+            "GIT_COMMITTER_NAME": "Kernel Maintainer",
+            "GIT_COMMITTER_EMAIL": "km@example.org",
+            "HOME": str(repo),
+            "PATH": "/usr/bin:/bin",
+        },
+    ).stdout.strip()

@@ -1,0 +1,1 @@
+"""Build-host side of kbo: what this host can build, and (later) how it builds it."""
