@@ -10,13 +10,7 @@ import pytest
 from debian.deb822 import Deb822
 
 from tests.conftest import LINUX_61, LINUX_612, RunKbo
-
-TARGET = re.compile(r"^binary-arch_([^_:]+)_([^_:]+)_([^_:]+):", re.MULTILINE)
-
-
-def gencontrol_jobs(tree: Path) -> set[tuple[str, str, str]]:
-    text = (tree / "debian" / "rules.gen").read_text()
-    return {m.groups() for m in TARGET.finditer(text) if m[2] != "real"}
+from tests.oracle import gencontrol_jobs, rules_gen_of
 
 
 def image_architectures(tree: Path) -> dict[str, set[str]]:
@@ -34,7 +28,7 @@ def test_matrix_equals_gencontrol_targets(kbo: RunKbo, tree: Path, count: int) -
     assert result.returncode == 0, result.stderr
     jobs = json.loads(result.stdout)
     got = {(j["arch"], j["featureset"], j["flavour"]) for j in jobs}
-    assert got == gencontrol_jobs(tree)
+    assert got == gencontrol_jobs(rules_gen_of(tree))
     assert len(jobs) == len(got) == count
     for job in jobs:
         assert job["target"] == f"binary-arch_{job['arch']}_{job['featureset']}_{job['flavour']}"

@@ -15,6 +15,7 @@ The rules follow Debian's ``debian_linux`` package of that era:
 
 from __future__ import annotations
 
+import ast
 import configparser
 import re
 
@@ -115,8 +116,9 @@ def _parse(tree: DebianTree, path: str, *, required: bool, missing: str = "missi
             f"no [section] header before {e.line.strip()!r}", f"{where}:{e.lineno}"
         ) from None
     except configparser.ParsingError as e:
-        lineno, line = e.errors[0]
-        raise UserError(f"cannot parse {line.strip()}", f"{where}:{lineno}") from None
+        lineno, line = e.errors[0]  # configparser keeps the line as its repr()
+        text = ast.literal_eval(line).strip()
+        raise UserError(f"cannot parse {text!r}", f"{where}:{lineno}") from None
     except configparser.Error as e:
         raise UserError(str(e).splitlines()[0], where) from None
     return {tuple(name.split("_")): dict(parser.items(name)) for name in parser.sections()}

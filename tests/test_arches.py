@@ -1,0 +1,115 @@
+"""arches/: one data file per Debian arch, and the probe of what this host can build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import arches
+from orchestrator import dpkg_arch
+from orchestrator.errors import UserError
+from tests.conftest import LINUX_61, LINUX_612, RunKbo
+from workers.capabilities import binfmt_problem, probe_arch
+
+BOOKWORM_RELEASE_ARCHES = [
+    "amd64",
+    "arm64",
+    "armel",
+    "armhf",
+    "i386",
+    "mips64el",
+    "mipsel",
+    "ppc64el",
+    "s390x",
+]
+
+
+@pytest.mark.parametrize("tree", [LINUX_61, LINUX_612])
+def test_every_arch_in_the_real_matrices_has_a_data_file(kbo: RunKbo, tree: Path) -> None:
+    declared = {job["arch"] for job in json.loads(kbo("matrix", tree, "--json").stdout)}
+    assert declared <= set(arches.supported())
+
+
+def test_cross_prefix_is_dpkgs_gnu_type() -> None:
+    gnu = dpkg_arch.gnu_types(arches.supported())
+    for info in arches.load_all():
+        assert info.cross_prefix == f"{gnu[info.name]}-", info.name
+
+
+def test_release_arches_use_the_main_archive_and_ports_arches_debian_ports() -> None:
+    for name in BOOKWORM_RELEASE_ARCHES:
+        chroot = arches.load(name).chroot
+        assert chroot is not None and chroot.suite == "bookworm", name
+        assert chroot.mirror == "http://deb.debian.org/debian"
+        assert chroot.keyring.endswith("debian-archive-keyring.gpg")
+    for name in ("alpha", "hppa"):
+        chroot = arches.load(name).chroot
+        assert chroot is not None and chroot.mirror.endswith("/debian-ports"), name
+        assert chroot.keyring.endswith("debian-ports-archive-keyring.gpg")
+
+
+def test_unknown_arch_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="unknown architecture 'vax'"):
+        arches.load("vax")
+
+
+def fake_binfmt(root: Path, *, status: str = "enabled", handler: str | None = None) -> Path:
+    root.mkdir(exist_ok=True)
+    (root / "status").write_text(f"{status}\n")
+    if handler is not None:
+        (root / "qemu-alpha").write_text(handler)
+    return root
+
+
+def test_binfmt_handler_must_be_mounted_registered_enabled_and_point_somewhere(
+    tmp_path: Path,
+) -> None:
+    interpreter = tmp_path / "qemu-alpha-static"
+    interpreter.touch()
+    good = f"enabled\ninterpreter {interpreter}\nflags: F\noffset 0\n"
+    assert "not mounted" in str(binfmt_problem(tmp_path / "absent", "alpha"))
+    assert "disabled" in str(
+        binfmt_problem(fake_binfmt(tmp_path / "a", status="disabled"), "alpha")
+    )
+    assert "no binfmt handler qemu-alpha" in str(
+        binfmt_problem(fake_binfmt(tmp_path / "b"), "alpha")
+    )
+    disabled = fake_binfmt(tmp_path / "c", handler=good.replace("enabled", "disabled", 1))
+    assert "qemu-alpha is disabled" in str(binfmt_problem(disabled, "alpha"))
+    dangling = fake_binfmt(tmp_path / "d", handler=good.replace(str(interpreter), "/nowhere"))
+    assert "points to missing /nowhere" in str(binfmt_problem(dangling, "alpha"))
+    assert binfmt_problem(fake_binfmt(tmp_path / "e", handler=good), "alpha") is None
+
+
+def test_probe_reports_executors_and_what_is_missing(tmp_path: Path) -> None:
+    alpha = arches.load("alpha")
+    nothing = probe_arch(
+        alpha, "amd64", "alpha-linux-gnu", which=lambda _: None, binfmt_dir=tmp_path
+    )
+    assert nothing.executors == ()
+    assert "cross: apt-get install gcc-alpha-linux-gnu" in nothing.missing
+    only_cross = probe_arch(
+        alpha,
+        "amd64",
+        "alpha-linux-gnu",
+        which=lambda n: "/usr/bin/x" if n.endswith("-gcc") else None,
+        binfmt_dir=tmp_path,
+    )
+    assert only_cross.executors == ("cross",)
+    native = probe_arch(
+        arches.load("amd64"), "amd64", "x86_64-linux-gnu", which=lambda n: "/usr/bin/x"
+    )
+    assert native.executors[0] == "native"
+
+
+def test_this_host_builds_alpha_hppa_and_mips_cross_and_mipsel_under_qemu(kbo: RunKbo) -> None:
+    """./dev installs the cross compilers and qemu-user-static and registers binfmt handlers."""
+    result = kbo("arches", "--json")
+    assert result.returncode == 0, result.stderr
+    executors = {entry["arch"]: entry["executors"] for entry in json.loads(result.stdout)}
+    for arch in ("alpha", "hppa", "mips"):
+        assert "cross" in executors[arch], arch
+    assert "qemu" in executors["mipsel"]
+    assert executors["amd64"][0] == "native"

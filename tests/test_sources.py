@@ -1,0 +1,108 @@
+"""SOURCE as a git repository (read from objects) and as a .dsc with its debian tarball."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LINUX_61, RunKbo, copy_debian, git
+
+
+@pytest.fixture
+def packaging_repo(tmp_path: Path) -> Path:
+    """A git repository holding the 6.1 fixture's debian/, committed once."""
+    repo = copy_debian(LINUX_61, tmp_path / "linux")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Import linux 6.1.176-1 packaging")
+    return repo
+
+
+def flavours(kbo: RunKbo, source: Path, *args: str) -> set[str]:
+    result = kbo("matrix", source, "--json", "--arch", "alpha", *args)
+    assert result.returncode == 0, result.stderr
+    return {job["flavour"] for job in json.loads(result.stdout)}
+
+
+def test_commit_adding_an_alpha_flavour_shows_only_at_the_new_revision(
+    kbo: RunKbo, packaging_repo: Path
+) -> None:
+    old = git(packaging_repo, "rev-parse", "HEAD")
+    defines = packaging_repo / "debian/config/alpha/defines"
+    defines.write_text(
+        defines.read_text().replace(
+            "flavours: alpha-generic alpha-smp", "flavours: alpha-generic alpha-smp alpha-legacy"
+        )
+    )
+    git(packaging_repo, "commit", "-q", "-am", "alpha: add alpha-legacy flavour")
+
+    assert "alpha-legacy" in flavours(kbo, packaging_repo)
+    assert "alpha-legacy" in flavours(kbo, packaging_repo, "--rev", "HEAD")
+    assert "alpha-legacy" not in flavours(kbo, packaging_repo, "--rev", old)
+    assert "alpha-legacy" not in flavours(kbo, packaging_repo, "--rev", "HEAD~1")
+
+
+def test_git_source_reads_objects_not_the_working_tree(kbo: RunKbo, packaging_repo: Path) -> None:
+    (packaging_repo / "debian/config/alpha/defines").write_text("this is not INI\n")
+    (packaging_repo / "debian/changelog").unlink()
+    before = git(packaging_repo, "status", "--porcelain")
+
+    assert flavours(kbo, packaging_repo) == {"alpha-generic", "alpha-smp"}
+    assert git(packaging_repo, "status", "--porcelain") == before
+
+
+def test_header_names_the_commit(kbo: RunKbo, packaging_repo: Path) -> None:
+    result = kbo("matrix", packaging_repo, "--arch", "hppa")
+    assert git(packaging_repo, "rev-parse", "--short=12", "HEAD") in result.stdout
+    assert "linux 6.1.176-1 (bookworm-security)" in result.stdout
+
+
+def make_dsc(directory: Path, debian_tree: Path, *, name: str | None = None) -> Path:
+    """A .dsc and its debian tarball, made the way dpkg-source would list them."""
+    tarball = directory / "linux_6.1.176-1.debian.tar.gz"
+    with tarfile.open(tarball, "w:gz", compresslevel=1) as tar:
+        tar.add(debian_tree / "debian", arcname="debian")
+    data = tarball.read_bytes()
+    listed = name or tarball.name
+    md5, sha256 = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()  # noqa: S324
+    dsc = directory / "linux_6.1.176-1.dsc"
+    dsc.write_text(
+        "Format: 3.0 (quilt)\nSource: linux\nBinary: linux-doc\nArchitecture: any all\n"
+        "Version: 6.1.176-1\nMaintainer: Debian Kernel Team <debian-kernel@lists.debian.org>\n"
+        f"Checksums-Sha256:\n {sha256} {len(data)} {listed}\n"
+        f"Files:\n {md5} {len(data)} {listed}\n"
+    )
+    return dsc
+
+
+def test_dsc_source_unpacks_its_debian_tarball(kbo: RunKbo, tmp_path: Path) -> None:
+    dsc = make_dsc(tmp_path, copy_debian(LINUX_61, tmp_path / "tree"))
+    result = kbo("matrix", dsc, "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 50
+
+
+def test_dsc_with_a_tampered_tarball_is_refused(kbo: RunKbo, tmp_path: Path) -> None:
+    dsc = make_dsc(tmp_path, copy_debian(LINUX_61, tmp_path / "tree"))
+    tarball = tmp_path / "linux_6.1.176-1.debian.tar.gz"
+    data = bytearray(tarball.read_bytes())
+    data[100] ^= 0xFF
+    tarball.write_bytes(bytes(data))
+    result = kbo("matrix", dsc)
+    assert result.returncode == 2
+    assert result.stderr == f"kbo: {dsc}: linux_6.1.176-1.debian.tar.gz: SHA-256 does not match\n"
+
+
+def test_dsc_naming_a_file_outside_its_directory_is_refused(kbo: RunKbo, tmp_path: Path) -> None:
+    dsc = make_dsc(
+        tmp_path,
+        copy_debian(LINUX_61, tmp_path / "tree"),
+        name="../linux_6.1.176-1.debian.tar.gz",
+    )
+    result = kbo("matrix", dsc)
+    assert result.returncode == 2
+    assert "refusing file name '../linux_6.1.176-1.debian.tar.gz'" in result.stderr
