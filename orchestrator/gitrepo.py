@@ -74,3 +74,24 @@ def _split_batch(output: bytes, paths_by_sha: dict[str, str]) -> dict[str, bytes
         blobs[paths_by_sha[sha]] = output[start : start + int(size)]
         pos = start + int(size) + 1
     return blobs
+
+
+def history(repo: Path, rev: str, limit: int = 10000) -> list[tuple[str, int]]:
+    """(sha, commit time) along the first-parent line from ``rev``, newest first."""
+    result = _git(
+        repo,
+        "log",
+        "--first-parent",
+        f"--max-count={limit}",
+        "--format=%H %ct",
+        "--end-of-options",
+        rev,
+        "--",
+    )
+    if result.returncode != 0:
+        raise UserError(
+            f"cannot read history of {rev!r}: {result.stderr.decode().strip()}", str(repo)
+        )
+    return [
+        (sha, int(ts)) for sha, ts in (ln.split() for ln in result.stdout.decode().splitlines())
+    ]

@@ -1,1 +1,104 @@
-"""Recipes: data files that each describe one way to build a job (see the TOML beside this)."""
+"""Recipes: one TOML file per way of building a job, in this package or in ``recipe_dirs``.
+
+A recipe lists its steps as argv lists, never shell strings. Placeholders such as
+``{arch}`` or ``{commit}`` are filled from the job, whose fields were validated when
+the matrix was read. A worker runs only recipes installed on its own host.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserError
+
+EXECUTORS = ("native", "cross", "qemu")
+PLACEHOLDERS = ("arch", "featureset", "flavour", "kernel_arch", "commit", "cross_prefix", "key")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    executors: tuple[str, ...]
+    steps: tuple[Step, ...]
+    timeout: int
+    no_output_timeout: int
+    network: bool = False
+
+    def argv(self, step: Step, values: dict[str, str]) -> list[str]:
+        return [part.format_map(values) for part in step.argv]
+
+
+def _files(extra_dirs: Iterable[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for entry in resources.files(__name__).iterdir():
+        if entry.name.endswith(".toml"):
+            found[entry.name.removesuffix(".toml")] = Path(str(entry))
+    for directory in extra_dirs:
+        for path in sorted(Path(directory).expanduser().glob("*.toml")):
+            found[path.stem] = path
+    return found
+
+
+def supported(extra_dirs: Iterable[str] = ()) -> list[str]:
+    return sorted(_files(extra_dirs))
+
+
+def load(name: str, extra_dirs: Iterable[str] = ()) -> Recipe:
+    files = _files(extra_dirs)
+    if name not in files:
+        raise UserError(f"unknown recipe {name!r} (known: {', '.join(sorted(files))})")
+    path = files[name]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(str(e), str(path)) from None
+    return _parse(name, data, str(path))
+
+
+def _parse(name: str, data: dict[str, Any], where: str) -> Recipe:
+    executors = tuple(data.get("executors", EXECUTORS))
+    for executor in executors:
+        if executor not in EXECUTORS:
+            raise UserError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})", where)
+    steps = []
+    for step in data.get("step", []):
+        argv = step.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise UserError(f"step {step.get('name')!r}: argv must be a list of strings", where)
+        for part in argv:
+            _check_placeholders(part, where)
+        steps.append(Step(str(step.get("name", "run")), tuple(argv)))
+    if not steps:
+        raise UserError("a recipe needs at least one [[step]]", where)
+    try:
+        return Recipe(
+            name=name,
+            description=str(data.get("description", "")),
+            executors=executors,
+            steps=tuple(steps),
+            timeout=int(data.get("timeout", 3600)),
+            no_output_timeout=int(data.get("no_output_timeout", 1200)),
+            network=bool(data.get("network", False)),
+        )
+    except (TypeError, ValueError) as e:
+        raise UserError(f"bad recipe: {e}", where) from None
+
+
+def _check_placeholders(text: str, where: str) -> None:
+    import string
+
+    for _literal, field, _spec, _conv in string.Formatter().parse(text):
+        if field is not None and field not in PLACEHOLDERS:
+            raise UserError(f"unknown placeholder {{{field}}} in {text!r}", where)

@@ -7,7 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from orchestrator.cli import arches_cmd, matrix_cmd
+from orchestrator.cli import (
+    arches_cmd,
+    coordinator_cmd,
+    matrix_cmd,
+    status_cmd,
+    submit_cmd,
+    worker_cmd,
+)
 from orchestrator.errors import EXIT_BAD_INPUT, KboError
 
 EPILOG = """\
@@ -28,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    matrix_cmd.register(verbs)
-    arches_cmd.register(verbs)
+    for command in (matrix_cmd, arches_cmd, submit_cmd, status_cmd, worker_cmd, coordinator_cmd):
+        command.register(verbs)
     return parser
 
 

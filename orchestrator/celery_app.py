@@ -1,0 +1,77 @@
+"""The Celery app: JSON only, one queue per Debian arch, settings for builds lasting hours.
+
+Embedded (no ``broker_url``): kombu's filesystem transport under ``state_dir``, and a
+filesystem result backend that carries the coordinator's replies. With Redis, the
+same code runs against ``redis://`` for both. Replies are transport only: the truth
+is kbo's SQLite state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+from kombu.entity import Exchange, Queue
+from kombu.utils.url import maybe_sanitize_url
+
+from orchestrator.config import Config
+
+COORDINATOR_QUEUE = "kbo.coordinator"
+
+
+def build_queue(arch: str) -> str:
+    return f"build.{arch}"
+
+
+def safe_url(url: str) -> str:
+    """The broker URL without its password, for messages."""
+    return str(maybe_sanitize_url(url)) if url else "the embedded filesystem broker"
+
+
+def make_app(config: Config) -> Celery:
+    app = Celery("kbo", set_as_current=False)
+    transport_options: dict[str, object] = {"visibility_timeout": config.visibility_timeout}
+    if config.embedded:
+        broker, backend = "filesystem://", f"file://{_dir(config.state_path / 'results')}"
+        folder = str(_dir(config.state_path / "broker"))
+        transport_options |= {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": str(_dir(config.state_path / "broker-control")),
+            "polling_interval": 0.05,
+        }
+    else:
+        broker = backend = config.broker_url
+    app.conf.update(
+        broker_url=broker,
+        result_backend=backend,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # A build message is acknowledged only when the build is over, and comes back
+        # if the worker process dies; our own lease catches what the broker cannot.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=False,
+        result_expires=24 * 3600,
+        broker_transport_options=transport_options,
+        result_backend_transport_options={"visibility_timeout": config.visibility_timeout},
+        visibility_timeout=config.visibility_timeout,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_create_missing_queues=True,
+        task_default_queue=COORDINATOR_QUEUE,
+        task_queues=[Queue(COORDINATOR_QUEUE, Exchange(COORDINATOR_QUEUE), COORDINATOR_QUEUE)],
+        task_time_limit=None,
+        enable_utc=True,
+    )
+    return app
+
+
+def _dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

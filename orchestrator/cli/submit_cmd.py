@@ -1,0 +1,188 @@
+"""``kbo submit``: ask the coordinator to plan and queue a run, and follow it with --wait."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+import sys
+import time
+import uuid
+from typing import Any
+
+from celery import Celery
+
+import arches
+from orchestrator import dpkg_arch, messaging
+from orchestrator.celery_app import make_app
+from orchestrator.cli.common import add_config_argument
+from orchestrator.cli.matrix_cmd import add_selection_arguments, selection_from
+from orchestrator.config import Config, load_config
+from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, KboError, UserError
+from orchestrator.local import LocalServices
+from orchestrator.table import format_table
+
+GLOB_CHARACTERS = set("*?[")
+
+
+def register(verbs: Any) -> None:
+    parser = verbs.add_parser(
+        "submit",
+        help="queue the build jobs of a commit (exit 1 with --wait if any failed)",
+        description="The coordinator plans the jobs from the matrix at REV, records the run "
+        "and queues every job that is not already queued, running or done.",
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        nargs="?",
+        help="packaging git repository, as a path or URL the coordinator can reach "
+        "(default: the configured repository)",
+    )
+    parser.add_argument("--rev", help="branch or commit (default: the configured branch)")
+    parser.add_argument("--recipe", help="how to build (default: from config)")
+    add_selection_arguments(parser)
+    parser.add_argument("--reason", default="manual", help="why (cron runs say so)")
+    parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    parser.add_argument("--json", action="store_true", help="print the run as JSON")
+    parser.set_defaults(run=run)
+
+
+def check_arch_names(patterns: tuple[str, ...]) -> None:
+    """Catch a misspelt arch before anything is sent: plain names must be Debian arches."""
+    names = [p for p in patterns if not GLOB_CHARACTERS & set(p)]
+    known = dpkg_arch.gnu_types(names)
+    for name in names:
+        if known.get(name) is None or name not in arches.supported():
+            raise UserError(f"--arch {name}: unknown architecture")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    selection = selection_from(args)
+    check_arch_names(selection.arches)
+    request = {
+        "id": str(uuid.uuid4()),
+        "source": _source(args.source),
+        "rev": args.rev,
+        "recipe": args.recipe,
+        "arches": selection.arches,
+        "featuresets": selection.featuresets,
+        "flavours": selection.flavours,
+        "reason": args.reason,
+        "submitter": f"{getpass.getuser()}@{socket.gethostname()}",
+    }
+    app = make_app(config)
+    messaging.check_broker(app)
+    if config.embedded:
+        with LocalServices(config, args.config, workers=args.wait):
+            return _submit(app, config, request, args)
+    return _submit(app, config, request, args)
+
+
+def _source(source: str | None) -> str | None:
+    """A local path goes to the coordinator as an absolute path; a URL as it is."""
+    from orchestrator.repository import is_url, source_id
+
+    if source is None or is_url(source):
+        return source
+    return source_id(source)
+
+
+def _submit(app: Celery, config: Config, request: dict[str, Any], args: argparse.Namespace) -> int:
+    reply = messaging.call(app, "kbo.submit", request, timeout=config.reply_seconds)
+    if "error" in reply:
+        error = KboError(reply["error"])
+        error.exit_status = reply.get("exit_status", error.exit_status)
+        raise error
+    out = sys.stderr if args.json else sys.stdout
+    new = sum(1 for job in reply["jobs"] if job["enqueued"])
+    print(
+        f"run {reply['id']}: {reply['version']} at {reply['commit_sha'][:12]}, recipe "
+        f"{reply['recipe']}, by {reply['submitter']} ({reply['reason']})",
+        file=out,
+    )
+    print(
+        f"{len(reply['jobs'])} jobs, {new} queued now, "
+        f"{len(reply['jobs']) - new} already queued, running or done",
+        file=out,
+    )
+    if not args.wait:
+        print(_table(reply["jobs"]), file=out)
+        if args.json:
+            print(json.dumps(_summary(reply), indent=2))
+        return EXIT_OK
+    final = follow(app, reply["id"], out)
+    print(_table(final["jobs"]), file=out)
+    if args.json:
+        print(json.dumps(_summary(final), indent=2))
+    return EXIT_OK if all(j["state"] == "succeeded" for j in final["jobs"]) else EXIT_NOT_OK
+
+
+def follow(app: Celery, run_id: str, out: Any) -> dict[str, Any]:
+    """Poll the run until every job has ended; print each change as it happens."""
+    seen: dict[str, str] = {}
+    start = time.monotonic()
+    while True:
+        summary: dict[str, Any] = messaging.call(app, "kbo.run_summary", run_id)
+        for job in summary["jobs"]:
+            if seen.get(job["name"]) != job["state"]:
+                seen[job["name"]] = job["state"]
+                where = f" on {job['worker']}" if job.get("worker") else ""
+                print(
+                    f"[{time.monotonic() - start:7.1f}s] {job['name']}: {job['state']}{where}"
+                    + (f" ({job['executor']})" if job.get("executor") else ""),
+                    file=out,
+                    flush=True,
+                )
+        if all(job["state"] in ("succeeded", "failed") for job in summary["jobs"]):
+            return summary
+        time.sleep(0.5)
+
+
+def _table(jobs: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            j["arch"],
+            j["featureset"],
+            j["flavour"],
+            j["state"],
+            str(j["attempts"]),
+            j.get("executor") or "-",
+            j.get("worker") or "-",
+            (j.get("first_error") or "")[:60],
+        ]
+        for j in jobs
+    ]
+    return format_table(
+        ["ARCH", "FEATURESET", "FLAVOUR", "STATE", "ATTEMPTS", "EXECUTOR", "WORKER", "FIRST ERROR"],
+        rows,
+    )
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "arch",
+        "featureset",
+        "flavour",
+        "state",
+        "attempts",
+        "executor",
+        "worker",
+        "worker_host",
+        "first_error",
+        "log_path",
+        "artifacts",
+    )
+    return {
+        k: run[k]
+        for k in ("id", "source", "rev", "commit_sha", "recipe", "version", "submitter", "reason")
+    } | {
+        "succeeded": all(j["state"] == "succeeded" for j in run["jobs"]),
+        "jobs": [
+            {k: j.get(k) for k in keys} | {"target": f"binary-arch_{j['name']}"}
+            for j in run["jobs"]
+        ],
+    }

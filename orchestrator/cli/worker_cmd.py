@@ -1,0 +1,80 @@
+"""``kbo worker``: a Celery worker on the build queues of the arches this host can build."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import Any
+
+import arches
+from orchestrator import dpkg_arch, messaging
+from orchestrator.celery_app import build_queue, make_app
+from orchestrator.cli.common import add_config_argument
+from orchestrator.config import load_config
+from orchestrator.errors import EXIT_OK, UserError
+from orchestrator.matrix import split_globs
+from workers import build
+from workers.capabilities import ArchCapability, probe_arch
+
+
+def register(verbs: Any) -> None:
+    parser = verbs.add_parser(
+        "worker",
+        help="serve the build queues of some arches (build.<arch>)",
+        description="Run a build worker. It refuses an arch this host cannot build.",
+    )
+    add_config_argument(parser)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--arch", action="append", metavar="A,B", help="arches to serve")
+    which.add_argument("--auto", action="store_true", help="every arch this host can build")
+    parser.add_argument("--name", help="worker name (default kbo-<arches>@<host>)")
+    parser.add_argument("--slots", type=int, help="concurrent builds (default: build_slots)")
+    parser.set_defaults(run=run)
+
+
+def capabilities(names: list[str] | None) -> list[ArchCapability]:
+    """The probe for the named arches (or all); a named arch this host cannot build is an error."""
+    infos = [arches.load(n) for n in names] if names else arches.load_all()
+    host = dpkg_arch.host_arch()
+    gnu = dpkg_arch.gnu_types(i.name for i in infos)
+    found = [probe_arch(info, host, gnu.get(info.name)) for info in infos]
+    for capability in found:
+        if names and not capability.executors:
+            raise UserError(
+                f"this host cannot build {capability.arch}: {'; '.join(capability.missing)}"
+            )
+    return [c for c in found if c.executors]
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    served = capabilities(None if args.auto else list(split_globs(args.arch)))
+    if not served:
+        raise UserError("this host can build no arch (see `kbo arches`)")
+    app = make_app(config)
+    messaging.check_broker(app)
+    build.EXECUTORS_BY_ARCH.update({c.arch: c.executors for c in served})
+    build.register(app, config)
+    names = [c.arch for c in served]
+    label = names[0] if len(names) == 1 else f"{names[0]}+{len(names) - 1}"
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(build_queue(a) for a in names),
+            "--concurrency",
+            str(args.slots or config.build_slots),
+            "--pool",
+            "prefork",
+            "--optimization",
+            "fair",
+            "--hostname",
+            args.name or f"kbo-{label}@{socket.gethostname()}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ]
+    )
+    return EXIT_OK

@@ -1,0 +1,172 @@
+"""The coordinator: the only writer of kbo's state.
+
+It plans submissions, records runs and jobs, hands attempts to workers that claim
+them, records their reports, and sweeps lapsed leases. Every Celery task here is
+idempotent: re-delivery or a repeated report changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import Celery
+
+import recipes
+from orchestrator import gitrepo, messaging, repository
+from orchestrator.config import Config
+from orchestrator.errors import KboError
+from orchestrator.matrix import Selection, select
+from orchestrator.plan import load_plan
+from orchestrator.state import JobKey, State
+
+log = logging.getLogger("kbo.coordinator")
+
+
+class Coordinator:
+    def __init__(self, config: Config, app: Celery) -> None:
+        self.config = config
+        self.app = app
+        self._local = threading.local()
+
+    @property
+    def state(self) -> State:
+        """One SQLite connection per thread: the task thread and the sweeper."""
+        state: State | None = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = State(self.config.database)
+        return state
+
+    # -- requests from clients ---------------------------------------------------------
+
+    def submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Plan, record, then enqueue. Nothing is recorded unless planning succeeds."""
+        try:
+            run, keys = self._plan(request)
+        except KboError as e:
+            return {"error": str(e), "exit_status": e.exit_status}
+        to_publish = self.state.record_run(run, keys)
+        self.publish(to_publish)
+        summary = self.state.run(run["id"])
+        assert summary is not None
+        log.info("run %s: %d jobs, %d enqueued", run["id"], len(keys), len(to_publish))
+        return summary
+
+    def _plan(self, request: dict[str, Any]) -> tuple[dict[str, str], list[JobKey]]:
+        source = request.get("source") or self.config.repository
+        if not source:
+            raise KboError("no SOURCE given and no repository configured")
+        repo = repository.local_repository(source, self.config)
+        rev = request.get("rev") or self.config.branch
+        commit = gitrepo.resolve(repo, rev)
+        recipe = request.get("recipe") or self.config.default_recipe
+        recipes.load(recipe, self.config.recipe_dirs)
+        plan = load_plan(str(repo), commit)
+        selection = Selection(
+            *(tuple(request.get(k) or ()) for k in ("arches", "featuresets", "flavours"))
+        )
+        jobs = select(plan.matrix, selection)
+        sid = repository.source_id(source)
+        run = {
+            "id": request["id"],
+            "submitter": request.get("submitter", "unknown"),
+            "reason": request.get("reason", ""),
+            "source": sid,
+            "rev": rev,
+            "commit": commit,
+            "recipe": recipe,
+            "version": plan.head.version,
+        }
+        keys = [
+            JobKey(sid, commit, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
+            for j in jobs
+        ]
+        return run, keys
+
+    def run_summary(self, run_id: str) -> dict[str, Any] | None:
+        return self.state.run(run_id)
+
+    # -- reports from workers ----------------------------------------------------------
+
+    def claim(self, attempt_id: int, token: str, worker: str, host: str) -> dict[str, Any]:
+        verdict = self.state.claim(attempt_id, token, worker, host, self.config.lease_seconds)
+        if not verdict.accepted:
+            log.warning("claim of attempt %s by %s refused: %s", attempt_id, worker, verdict.reason)
+        return {
+            "accepted": verdict.accepted,
+            "reason": verdict.reason,
+            "job": verdict.job,
+            "lease_seconds": self.config.lease_seconds,
+        }
+
+    def heartbeat(self, attempt_id: int, token: str) -> bool:
+        return self.state.renew_lease(attempt_id, token, self.config.lease_seconds)
+
+    def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
+        verdict = self.state.finish(attempt_id, token, result)
+        if not verdict.accepted:
+            log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
+        return {"accepted": verdict.accepted, "reason": verdict.reason}
+
+    # -- enqueueing and the lease sweep ------------------------------------------------
+
+    def publish(self, attempt_ids: list[int]) -> None:
+        """Send each attempt to its arch's queue; mark it published once it is out."""
+        for attempt_id in attempt_ids:
+            messaging.publish_build(self.app, attempt_id, self.state.attempt_arch(attempt_id))
+            self.state.mark_published([attempt_id])
+
+    def sweep(self) -> None:
+        """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages."""
+        self.publish(self.state.expire_leases(self.config.max_attempts))
+        self.publish(self.state.unpublished(republish_after=self.config.visibility_timeout))
+
+    def sweep_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.sweep()
+            except Exception:  # a sweep that fails is retried at the next tick
+                log.exception("lease sweep failed")
+            stop.wait(self.config.sweep_seconds)
+
+
+def register(app: Celery, coordinator: Coordinator) -> None:
+    """Bind the coordinator's Celery tasks; each is idempotent under re-delivery."""
+
+    @app.task(name="kbo.submit", acks_late=True)
+    def submit(request: dict[str, Any]) -> dict[str, Any]:
+        """Plan and record a run keyed by the request id: re-delivery records nothing new."""
+        return coordinator.submit(request)
+
+    @app.task(name="kbo.run_summary")
+    def run_summary(run_id: str) -> dict[str, Any] | None:
+        """Read-only: a run and every job in it."""
+        return coordinator.run_summary(run_id)
+
+    @app.task(name="kbo.claim", acks_late=True)
+    def claim(attempt_id: int, token: str, worker: str, host: str) -> dict[str, Any]:
+        """Hand a queued attempt to one delivery; refuse every other claim."""
+        return coordinator.claim(attempt_id, token, worker, host)
+
+    @app.task(name="kbo.heartbeat", ignore_result=True)
+    def heartbeat(attempt_id: int, token: str) -> bool:
+        """Renew the lease of a running attempt held by this token; else do nothing."""
+        return coordinator.heartbeat(attempt_id, token)
+
+    @app.task(name="kbo.finished", acks_late=True, ignore_result=True)
+    def finished(attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Record an outcome once; a repeat is a no-op, a late or foreign report is refused."""
+        return coordinator.finished(attempt_id, token, result)
+
+    _ = (submit, run_summary, claim, heartbeat, finished)
+
+
+def start_sweeper(coordinator: Coordinator) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(
+        target=coordinator.sweep_forever, args=(stop,), daemon=True, name="kbo-lease-sweep"
+    ).start()
+    time.sleep(0)
+    return stop

@@ -1,0 +1,97 @@
+"""Embedded mode: `kbo submit` starts the coordinator and local workers it needs, and stops
+them when it is done. A coordinator already running (its lock is held) is left alone."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from orchestrator.config import Config
+from orchestrator.errors import UserError
+
+
+def coordinator_lock(config: Config) -> int:
+    """Hold the coordinator lock for this process's life; one coordinator per state dir."""
+    path = config.state_path / "coordinator.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(
+            "a coordinator is already running for this state directory", str(config.state_path)
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def coordinator_running(config: Config) -> bool:
+    path = config.state_path / "coordinator.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+class LocalServices:
+    """Coordinator and worker processes started for one command; stopped on exit."""
+
+    def __init__(self, config: Config, config_path: str | None, *, workers: bool) -> None:
+        self.processes: list[subprocess.Popen[bytes]] = []
+        logs = config.state_path / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        base = [sys.executable, "-m", "orchestrator.cli"]
+        extra = ["--config", config_path] if config_path else []
+        if not coordinator_running(config):
+            self._start([*base, "coordinator", *extra], logs / "coordinator.log")
+        if workers:
+            self._start([*base, "worker", "--auto", *extra], logs / "worker.log")
+
+    def _start(self, argv: list[str], log: Path) -> None:
+        with log.open("ab") as out:
+            self.processes.append(
+                subprocess.Popen(
+                    argv,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+
+    def __enter__(self) -> LocalServices:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -1,0 +1,38 @@
+"""Find the first line in a build log that says what broke, with file:line where known.
+
+Precise errors (compiler, linker, Kconfig, quilt, dpkg) win over make's summary
+line, which only says that something failed earlier.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MAX_LENGTH = 400
+
+PRECISE = [
+    re.compile(r"^(?P<where>[^\s:]+:\d+(?::\d+)?): (?:fatal )?error: .*"),  # gcc, clang
+    re.compile(r"^(?P<where>[^\s:]+:\d+): .*Kconfig.*|^(?P<kconfig>[^\s:]*Kconfig[^\s:]*:\d+): .*"),
+    re.compile(r".*: undefined reference to .*|^.*\bld(?:\.bfd)?: .*error.*|^collect2: error: .*"),
+    re.compile(r"^Patch (?P<patch>\S+) does not apply.*|^Applying patch .* FAILED.*"),
+    re.compile(r"^dpkg-[a-z]+: error: .*|^E: .*"),
+    re.compile(r"^(?:ERROR|Error|error): .*"),
+]
+SUMMARY = re.compile(r"^make(?:\[\d+\])?: \*\*\* .*")
+
+
+def first_error(lines: Iterable[str]) -> str | None:
+    summary = None
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if any(p.match(line) for p in PRECISE):
+            return _clip(line)
+        if summary is None and SUMMARY.match(line):
+            summary = line
+    return _clip(summary) if summary else None
+
+
+def _clip(line: str) -> str:
+    line = "".join(ch if ch.isprintable() else "?" for ch in line.strip())
+    return line if len(line) <= MAX_LENGTH else line[: MAX_LENGTH - 1] + "…"

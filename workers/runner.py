@@ -1,0 +1,120 @@
+"""The one way kbo runs a command: an argv list, its output streamed to a log, two
+timeouts (total and no-output), and its whole process group killed when it ends.
+
+It returns a result rather than raising on a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+KILL_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int | None
+    timed_out: str | None
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.timed_out is None
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return self.timed_out
+        return f"exited with status {self.returncode}"
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    log: BinaryIO,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float,
+    no_output_timeout: float,
+) -> RunResult:
+    log.write(f"$ {shlex.join(argv)}\n".encode())
+    log.flush()
+    start = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as e:
+        log.write(f"kbo: cannot run {argv[0]}: {e.strerror}\n".encode())
+        return RunResult(None, f"cannot run {argv[0]}: {e.strerror}", 0.0)
+    assert process.stdout is not None
+    timed_out = _stream(process, log, start, timeout, no_output_timeout)
+    if timed_out:
+        _kill_group(process.pid)
+    returncode = process.wait()
+    _kill_group(process.pid)  # whatever the command left behind in its group
+    log.flush()
+    return RunResult(returncode, timed_out, time.monotonic() - start)
+
+
+def _stream(
+    process: subprocess.Popen[bytes], log: BinaryIO, start: float, timeout: float, quiet: float
+) -> str | None:
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    os.set_blocking(fd, False)
+    last_output = start
+    exited_at: float | None = None
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            for _ in selector.select(timeout=0.5):
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return None
+                log.write(chunk)
+                last_output = time.monotonic()
+            now = time.monotonic()
+            if process.poll() is not None:
+                # The command is over; a child still holding the pipe gets a short grace.
+                exited_at = exited_at or now
+                if now - exited_at > 1.0:
+                    return None
+            elif now - start > timeout:
+                log.write(f"\nkbo: killed after the total timeout of {timeout:.0f} s\n".encode())
+                return f"timed out after {timeout:.0f} s"
+            elif now - last_output > quiet:
+                log.write(f"\nkbo: killed after {quiet:.0f} s without output\n".encode())
+                return f"no output for {quiet:.0f} s"
+
+
+def _kill_group(pgid: int) -> None:
+    """TERM, then KILL, the whole process group: nothing the build started survives it."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
