@@ -15,6 +15,7 @@ from kombu.entity import Exchange, Queue
 from kombu.utils.url import maybe_sanitize_url
 
 from orchestrator.config import Config
+from orchestrator.errors import UserError
 
 COORDINATOR_QUEUE = "kbo.coordinator"
 
@@ -73,5 +74,8 @@ def make_app(config: Config) -> Celery:
 
 
 def _dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the directory: {e.strerror}", str(path)) from None
     return path

@@ -19,8 +19,11 @@ from orchestrator.errors import UserError
 def coordinator_lock(config: Config) -> int:
     """Hold the coordinator lock for this process's life; one coordinator per state dir."""
     path = config.state_path / "coordinator.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"cannot create the coordinator lock: {e.strerror}", str(path)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

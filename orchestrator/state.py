@@ -115,6 +115,14 @@ class State:
         except (sqlite3.Error, OSError) as e:
             raise UserError(f"cannot open the state database: {e}", str(path)) from None
 
+    def check_writable(self) -> None:
+        """Fail now, in one line, rather than at the first report."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            raise UserError(f"the state database is not writable: {e}", str(self.path)) from None
+
     @classmethod
     def open_readonly(cls, path: Path) -> State:
         if not path.exists():

@@ -16,7 +16,8 @@ from typing import Any
 
 from orchestrator.errors import UserError
 
-EXECUTORS = ("native", "cross", "qemu")
+# "none" runs on the host with no toolchain for the arch: for recipes that build nothing.
+EXECUTORS = ("native", "cross", "qemu", "none")
 PLACEHOLDERS = ("arch", "featureset", "flavour", "kernel_arch", "commit", "cross_prefix", "key")
 
 

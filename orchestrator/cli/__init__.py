@@ -21,7 +21,8 @@ EPILOG = """\
 exit status:
   0  success (for status: every tracked arch is OK)
   1  not OK: a build failed, or an arch is stale or failing
-  2  bad input: a malformed file, an unknown name, a missing path
+  2  bad input: a malformed file or config, an unknown name, a missing path,
+     an unwritable state directory
   3  a service or tool could not be reached or failed (broker, database, git, dpkg)
 
 Set KBO_DEBUG=1 to see a traceback for an unexpected error."""

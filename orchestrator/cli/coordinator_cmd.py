@@ -9,12 +9,13 @@ from typing import Any
 
 from orchestrator import messaging
 from orchestrator.celery_app import COORDINATOR_QUEUE, make_app
-from orchestrator.cli.common import add_config_argument
+from orchestrator.cli.common import add_config_argument, setup_logging
 from orchestrator.config import load_config
 from orchestrator.coordinator import Coordinator, start_sweeper
 from orchestrator.coordinator import register as register_tasks
 from orchestrator.errors import EXIT_OK
 from orchestrator.local import coordinator_lock
+from orchestrator.state import State
 
 
 def register(verbs: Any) -> None:
@@ -30,11 +31,12 @@ def register(verbs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    setup_logging()
+    State(config.database).check_writable()  # fail before taking anything from the queue
     lock = coordinator_lock(config)
     app = make_app(config)
     messaging.check_broker(app)
     coordinator = Coordinator(config, app)
-    _ = coordinator.state  # open (and create) the database now: fail before consuming
     register_tasks(app, coordinator)
     stop = start_sweeper(coordinator)
     try:

@@ -21,6 +21,7 @@ from orchestrator.cli.matrix_cmd import add_selection_arguments, selection_from
 from orchestrator.config import Config, load_config
 from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, KboError, UserError
 from orchestrator.local import LocalServices
+from orchestrator.state import State
 from orchestrator.table import format_table
 
 GLOB_CHARACTERS = set("*?[")
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "submitter": f"{getpass.getuser()}@{socket.gethostname()}",
     }
+    if config.embedded:
+        state = State(config.database)  # the local coordinator will write here
+        state.check_writable()
+        state.close()
     app = make_app(config)
     messaging.check_broker(app)
     if config.embedded:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import socket
+from dataclasses import replace
 from typing import Any
 
 import arches
 from orchestrator import dpkg_arch, messaging
 from orchestrator.celery_app import build_queue, make_app
-from orchestrator.cli.common import add_config_argument
+from orchestrator.cli.common import add_config_argument, setup_logging
 from orchestrator.config import load_config
 from orchestrator.errors import EXIT_OK, UserError
 from orchestrator.matrix import split_globs
@@ -29,26 +30,38 @@ def register(verbs: Any) -> None:
     which.add_argument("--auto", action="store_true", help="every arch this host can build")
     parser.add_argument("--name", help="worker name (default kbo-<arches>@<host>)")
     parser.add_argument("--slots", type=int, help="concurrent builds (default: build_slots)")
+    parser.add_argument(
+        "--unchecked",
+        action="store_true",
+        help="serve the named arches even without a toolchain for them; such a worker can run "
+        "only recipes that build nothing (executor 'none', such as noop)",
+    )
     parser.set_defaults(run=run)
 
 
-def capabilities(names: list[str] | None) -> list[ArchCapability]:
-    """The probe for the named arches (or all); a named arch this host cannot build is an error."""
+def capabilities(names: list[str] | None, unchecked: bool = False) -> list[ArchCapability]:
+    """The probe for the named arches (or all); a named arch this host cannot build is an
+    error, unless ``unchecked``. Every served arch can also run executor-less recipes."""
     infos = [arches.load(n) for n in names] if names else arches.load_all()
     host = dpkg_arch.host_arch()
     gnu = dpkg_arch.gnu_types(i.name for i in infos)
     found = [probe_arch(info, host, gnu.get(info.name)) for info in infos]
     for capability in found:
-        if names and not capability.executors:
+        if names and not capability.executors and not unchecked:
             raise UserError(
                 f"this host cannot build {capability.arch}: {'; '.join(capability.missing)}"
             )
-    return [c for c in found if c.executors]
+    return [
+        replace(c, executors=(*c.executors, "none"))
+        for c in found
+        if c.executors or (names and unchecked)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    served = capabilities(None if args.auto else list(split_globs(args.arch)))
+    setup_logging()
+    served = capabilities(None if args.auto else list(split_globs(args.arch)), args.unchecked)
     if not served:
         raise UserError("this host can build no arch (see `kbo arches`)")
     app = make_app(config)

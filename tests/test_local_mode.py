@@ -1,0 +1,46 @@
+"""Embedded mode: one command, no server, the same code path as with Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.services import Cluster
+
+
+def test_submit_wait_and_status_with_no_server(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        run = cluster.submit("--arch", "alpha,hppa,mips", "--wait")
+        assert run["succeeded"] is True
+        assert len(run["jobs"]) == 7
+        assert {job["executor"] for job in run["jobs"]} == {"cross"}
+        assert (tmp_path / "state" / "broker").is_dir()
+        status = cluster.status()
+        assert {name: arch["state"] for name, arch in status.items()} == {
+            "alpha": "OK",
+            "hppa": "OK",
+            "mips": "OK",
+        }
+        cluster.commit("Bump ABI")
+        assert {arch["state"] for arch in cluster.status().values()} == {"STALE"}
+        assert cluster.kbo("status").returncode == 1
+    finally:
+        cluster.stop_all()
+
+
+def test_status_page_is_a_grid_readable_without_javascript(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        (cluster.control / "fail-hppa").touch()
+        cluster.submit("--arch", "alpha,hppa", "--wait")
+        page = tmp_path / "www" / "index.html"
+        assert cluster.kbo("status", "--html", page).returncode == 1
+        html = page.read_text()
+        assert "<script" not in html
+        assert "<th>alpha</th>" in html and "<th>hppa</th>" in html and "<th>mips</th>" in html
+        assert "none/alpha-smp: OK (0 behind)" in html
+        assert "none/parisc: FAILING" in html
+        assert "none/octeon: NEVER" in html
+        assert html.count("#c62828") >= 2  # FAILING's colour: the arch and its flavours
+    finally:
+        cluster.stop_all()
