@@ -11,7 +11,7 @@ from orchestrator import gitrepo
 from orchestrator.config import Config
 from orchestrator.errors import InfraError, UserError
 
-_URL = re.compile(r"^(https?|git|ssh)://|^[\w.-]+@[\w.-]+:")
+_URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:")
 
 
 def is_url(source: str) -> bool:

@@ -44,3 +44,17 @@ def test_status_page_is_a_grid_readable_without_javascript(tmp_path: Path) -> No
         assert html.count("#c62828") >= 2  # FAILING's colour: the arch and its flavours
     finally:
         cluster.stop_all()
+
+
+def test_a_repository_url_is_mirrored_by_the_coordinator(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        url = f"file://{cluster.repo}"
+        run = cluster.submit(url, "--rev", "main", "--arch", "mips", "--reason", "cron snapshot")
+        assert run["source"] == url
+        assert (run["rev"], run["reason"]) == ("main", "cron snapshot")
+        assert run["submitter"].startswith(("root@", f"{__import__('getpass').getuser()}@"))
+        mirrors = list((tmp_path / "state" / "repos").glob("*.git"))
+        assert len(mirrors) == 1
+    finally:
+        cluster.stop_all()
