@@ -47,6 +47,12 @@ class Config:
     max_build_seconds: int = 24 * 3600
     # How long `kbo submit` waits for the coordinator to answer.
     reply_seconds: int = 60
+    # Where workers fetch orig tarballs, and .dsc files that vouch for their checksums.
+    mirror: str = "http://deb.debian.org/debian"
+    dsc_dirs: tuple[str, ...] = ()
+    # Builds drop to this user inside their namespaces ("" keeps root there).
+    build_user: str = "kbo-build"
+    keep_failed_builds: int = 0
     source: str = "defaults"
 
     @property

@@ -7,9 +7,11 @@ idempotent: re-delivery or a repeated report changes nothing.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -105,10 +107,23 @@ class Coordinator:
         return self.state.renew_lease(attempt_id, token, self.config.lease_seconds)
 
     def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
+        log_gz = result.pop("log_gz", None)
+        name = self.state.attempt_job_name(attempt_id)
+        if log_gz is not None and name is not None:
+            result["log_path"] = str(self._keep_log(name, attempt_id, log_gz))
         verdict = self.state.finish(attempt_id, token, result)
         if not verdict.accepted:
             log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
         return {"accepted": verdict.accepted, "reason": verdict.reason}
+
+    def _keep_log(self, name: str, attempt_id: int, log_gz: str) -> Path:
+        """The worker's compressed log, kept in the coordinator's state directory."""
+        path = self.config.state_path / "logs" / name / f"{attempt_id}.log.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(base64.b64decode(log_gz))
+        tmp.replace(path)
+        return path
 
     # -- enqueueing and the lease sweep ------------------------------------------------
 

@@ -231,6 +231,14 @@ class State:
                 [(now, a) for a in attempt_ids],
             )
 
+    def attempt_job_name(self, attempt_id: int) -> str | None:
+        row = self.db.execute(
+            "SELECT j.arch, j.featureset, j.flavour FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE a.id = ?",
+            (attempt_id,),
+        ).fetchone()
+        return None if row is None else f"{row[0]}_{row[1]}_{row[2]}"
+
     def attempt_arch(self, attempt_id: int) -> str:
         return str(
             self.db.execute(

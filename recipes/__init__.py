@@ -18,7 +18,16 @@ from orchestrator.errors import UserError
 
 # "none" runs on the host with no toolchain for the arch: for recipes that build nothing.
 EXECUTORS = ("native", "cross", "qemu", "none")
-PLACEHOLDERS = ("arch", "featureset", "flavour", "kernel_arch", "commit", "cross_prefix", "key")
+PLACEHOLDERS = (
+    "arch",
+    "featureset",
+    "flavour",
+    "kernel_arch",
+    "commit",
+    "cross_prefix",
+    "key",
+    "jobs",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,20 @@ class Recipe:
     timeout: int
     no_output_timeout: int
     network: bool = False
+    # Build in the prepared Debian source tree of the job's commit (mounted at /build/src).
+    needs_source: bool = False
+    # Emulated builds get their limits multiplied by this.
+    emulation_factor: int = 12
+    # Packages (globs, with placeholders) and files below /build that a success must have.
+    expect_packages: tuple[str, ...] = ()
+    expect_files: tuple[str, ...] = ()
+    # Host paths the steps may read (tests' stand-in scripts); everything else is hidden.
+    host_paths: tuple[str, ...] = ()
+
+    def limits(self, executor: str) -> tuple[int, int]:
+        """(total, no-output) timeouts in seconds; longer under emulation."""
+        factor = self.emulation_factor if executor == "qemu" else 1
+        return self.timeout * factor, self.no_output_timeout * factor
 
     def argv(self, step: Step, values: dict[str, str]) -> list[str]:
         return [part.format_map(values) for part in step.argv]
@@ -92,6 +115,11 @@ def _parse(name: str, data: dict[str, Any], where: str) -> Recipe:
             timeout=int(data.get("timeout", 3600)),
             no_output_timeout=int(data.get("no_output_timeout", 1200)),
             network=bool(data.get("network", False)),
+            needs_source=bool(data.get("needs_source", False)),
+            emulation_factor=int(data.get("emulation_factor", 12)),
+            expect_packages=tuple(map(str, data.get("expect_packages", ()))),
+            expect_files=tuple(map(str, data.get("expect_files", ()))),
+            host_paths=tuple(map(str, data.get("host_paths", ()))),
         )
     except (TypeError, ValueError) as e:
         raise UserError(f"bad recipe: {e}", where) from None

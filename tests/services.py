@@ -111,6 +111,7 @@ class Cluster:
         script = ROOT / "tests/recipes/scripted.sh"
         (recipes / "test-script.toml").write_text(
             'description = "orchestration test stand-in"\ntimeout = 120\nno_output_timeout = 120\n'
+            f'host_paths = ["{script.parent}", "{self.control}"]\n'
             '[[step]]\nname = "build"\n'
             f'argv = ["/bin/sh", "{script}", "{self.control}", "{{arch}}"]\n'
         )

@@ -1,20 +1,26 @@
-"""The build task: claim the attempt, keep its lease, run the recipe, report once.
+"""The build task: claim the attempt, keep its lease, build, check, report once.
 
 The message carries only the attempt id. The coordinator's answer to the claim says
 what to build; a claim it refuses (a re-delivered or superseded attempt) ends the task
-with nothing built.
+with nothing built. Building runs in fixed, logged stages: prepare the source, set up
+the executor, run the recipe's steps in the sandbox, collect and check the artifacts,
+smoke-test cross builds under qemu, clean up.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import logging
+import os
+import pwd
 import shutil
 import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from celery import Celery
 
@@ -23,14 +29,16 @@ import recipes
 from orchestrator import messaging
 from orchestrator.config import Config
 from orchestrator.errors import KboError
-from workers import runner
+from workers import artifacts, runner, sandbox, smoke, source
+from workers.executors import Execution, prepare_execution
 from workers.first_error import first_error
 
 log = logging.getLogger("kbo.worker")
 
 # Filled by `kbo worker` before the pool forks: the executors this host has per arch.
 EXECUTORS_BY_ARCH: dict[str, tuple[str, ...]] = {}
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The compressed log travels to the coordinator with the report, up to this size.
+MAX_SHIPPED_LOG = 16 << 20
 
 
 def register(app: Celery, config: Config) -> None:
@@ -87,28 +95,72 @@ class BuildAttempt:
 
     def _execute(self, job: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
-        log_path = self.config.state_path / "logs" / _name(job) / f"{self.attempt_id}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        logs = self.config.state_path / "logs" / _name(job)
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{self.attempt_id}.log"
         result: dict[str, Any] = {
             "outcome": "failed",
             "executor": None,
-            "log_path": str(log_path),
             "artifacts": [],
             "first_error": None,
         }
+        builds = self.config.state_path / "builds"
+        builds.mkdir(parents=True, exist_ok=True)
+        job_dir = Path(tempfile.mkdtemp(prefix=f"{_name(job)}-", dir=builds))
         with log_path.open("wb") as out:
             try:
-                recipe = recipes.load(job["recipe"], self.config.recipe_dirs)
-                executor = self._executor(job["arch"], recipe)
-                result["executor"] = executor
-                result["first_error"] = self._steps(job, recipe, out)
-            except KboError as e:
-                out.write(f"kbo: {e}\n".encode())
+                result["first_error"] = self._build(job, job_dir, out, result)
+            except (KboError, ValueError, OSError) as e:
+                out.write(f"\nkbo: {e}\n".encode())
                 result["first_error"] = str(e)
-        if result["first_error"] is None:
-            result["outcome"] = "succeeded"
-        result["duration"] = round(time.monotonic() - started, 3)
+            if result["first_error"] is None:
+                result["outcome"] = "succeeded"
+            result["duration"] = round(time.monotonic() - started, 3)
+            out.write(f"\nkbo: {result['outcome']} in {result['duration']:.0f} s\n".encode())
+        self._clean(job_dir, result["outcome"])
+        result |= _ship_log(log_path)
         return result
+
+    def _build(
+        self, job: dict[str, Any], job_dir: Path, out: BinaryIO, result: dict[str, Any]
+    ) -> str | None:
+        """Every stage in order; the first error, or None when the build succeeded."""
+        recipe = recipes.load(job["recipe"], self.config.recipe_dirs)
+        info = arches.load(job["arch"])
+        executor = self._executor(job["arch"], recipe)
+        result["executor"] = executor
+        uid, gid = _build_user(self.config.build_user)
+        _stage(out, "prepare")
+        prepared = (
+            source.prepare(self.config, job["source"], job["commit_sha"], out, uid, gid)
+            if recipe.needs_source
+            else None
+        )
+        _stage(out, f"executor {executor}")
+        execution = prepare_execution(executor, info, self.config, job_dir, out)
+        if uid is not None and gid is not None:
+            os.chown(job_dir, uid, gid)
+        failure = self._steps(job, recipe, execution, prepared, job_dir, out, uid, gid)
+        if failure:
+            return failure
+        _stage(out, "check artifacts")
+        found = artifacts.collect(
+            job_dir, self.config.state_path / "artifacts" / _name(job) / str(self.attempt_id)
+        )
+        result["artifacts"] = [a.to_json() for a in found]
+        values = self._values(job, execution)
+        expected = [p.format_map(values) for p in recipe.expect_packages]
+        if problems := artifacts.problems(found, job["arch"], expected):
+            return "; ".join(problems)
+        for path in recipe.expect_files:
+            if not (job_dir / path.format_map(values)).exists():
+                return f"the build did not produce {path.format_map(values)}"
+        libc_dev = next((a for a in found if a.package == "linux-libc-dev"), None)
+        if execution.name == "cross" and libc_dev is not None and prepared is not None:
+            return smoke.check(
+                info, Path(libc_dev.path), job_dir / ".kbo" / "smoke", prepared.upstream, out
+            )
+        return None
 
     def _executor(self, arch: str, recipe: recipes.Recipe) -> str:
         available = EXECUTORS_BY_ARCH.get(arch, ())
@@ -121,40 +173,101 @@ class BuildAttempt:
             )
         return usable[0]
 
-    def _steps(self, job: dict[str, Any], recipe: recipes.Recipe, out: Any) -> str | None:
-        """Run every step; return the first error, or None when all succeeded."""
-        values = {
+    def _values(self, job: dict[str, Any], execution: Execution) -> dict[str, str]:
+        return {
             "arch": job["arch"],
             "featureset": job["featureset"],
             "flavour": job["flavour"],
             "kernel_arch": job.get("kernel_arch") or "",
             "commit": job["commit_sha"],
-            "cross_prefix": arches.load(job["arch"]).cross_prefix,
+            "cross_prefix": execution.cross_prefix,
             "key": _name(job),
+            "jobs": str(os.cpu_count() or 1),
         }
-        builds = self.config.state_path / "builds"
-        builds.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f"{_name(job)}-", dir=builds))
-        env = {"PATH": SAFE_PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir)}
-        env |= {f"KBO_{k.upper()}": v for k, v in values.items()}
-        try:
-            for step in recipe.steps:
-                out.write(f"\n== kbo step {step.name} ==\n".encode())
-                ran = runner.run(
-                    recipe.argv(step, values),
-                    log=out,
-                    cwd=workdir,
-                    env=env,
-                    timeout=recipe.timeout,
-                    no_output_timeout=recipe.no_output_timeout,
-                )
-                if not ran.ok:
-                    out.flush()
-                    found = first_error(_read_lines(out.name))
-                    return found or f"step {step.name} {ran.describe()}"
-            return None
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _steps(
+        self,
+        job: dict[str, Any],
+        recipe: recipes.Recipe,
+        execution: Execution,
+        prepared: source.Prepared | None,
+        job_dir: Path,
+        out: BinaryIO,
+        uid: int | None,
+        gid: int | None,
+    ) -> str | None:
+        values = self._values(job, execution)
+        env = (
+            source.build_env() | execution.env | {f"KBO_{k.upper()}": v for k, v in values.items()}
+        )
+        overlays: tuple[sandbox.Overlay, ...] = ()
+        if prepared is not None:
+            upper, work = job_dir / ".kbo" / "src-upper", job_dir / ".kbo" / "src-work"
+            upper.mkdir(parents=True)
+            work.mkdir(parents=True)
+            if uid is not None and gid is not None:
+                for path in (job_dir / ".kbo", upper, work):
+                    os.chown(path, uid, gid)
+            overlays = (sandbox.Overlay(str(prepared.src), str(upper), str(work), "/build/src"),)
+        spec = sandbox.Spec(
+            staging=str(source.staging_dir(self.config)),
+            chroot=execution.chroot,
+            overlays=overlays,
+            binds=((str(job_dir), "/build", True), *((p, p, False) for p in recipe.host_paths)),
+            network=recipe.network,
+            uid=uid,
+            gid=gid,
+            workdir="/build/src" if prepared else "/build",
+            env=env,
+        )
+        timeout, quiet = recipe.limits(execution.name)
+        for step in recipe.steps:
+            _stage(out, f"step {step.name}")
+            ran = runner.run(
+                sandbox.wrap(recipe.argv(step, values), spec),
+                log=out,
+                timeout=timeout,
+                no_output_timeout=quiet,
+            )
+            if not ran.ok:
+                out.flush()
+                found = first_error(_read_lines(out.name))
+                return found or f"step {step.name} {ran.describe()}"
+        return None
+
+    def _clean(self, job_dir: Path, outcome: str) -> None:
+        if outcome == "failed" and self.config.keep_failed_builds:
+            log.info("keeping the failed build directory %s", job_dir)
+            return
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _stage(out: BinaryIO, name: str) -> None:
+    out.write(f"\n== kbo stage {name} ==\n".encode())
+    out.flush()
+
+
+def _build_user(name: str) -> tuple[int | None, int | None]:
+    """The unprivileged build user, or (None, None): the build stays root in its namespaces."""
+    if not name:
+        return None, None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None, None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _ship_log(path: Path) -> dict[str, Any]:
+    """Compress the log; its bytes go with the report so the coordinator keeps it."""
+    compressed = path.with_suffix(".log.gz")
+    with path.open("rb") as raw, gzip.open(compressed, "wb") as gz:
+        shutil.copyfileobj(raw, gz)
+    path.unlink()
+    shipped: dict[str, Any] = {"log_path": str(compressed)}
+    if compressed.stat().st_size <= MAX_SHIPPED_LOG:
+        shipped["log_gz"] = base64.b64encode(compressed.read_bytes()).decode()
+    return shipped
 
 
 def _name(job: dict[str, Any]) -> str:

@@ -1,0 +1,99 @@
+"""The qemu executor: a foreign-arch chroot from mmdebstrap, run through qemu-user-static
+and binfmt_misc. The chroot is made once per (arch, suite), cached, and shared read-only:
+each job writes to an overlay of its own. ``kbo chroot ARCH --rebuild`` makes it anew.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from arches import ArchInfo
+from orchestrator.config import Config
+from workers import runner
+from workers.capabilities import BINFMT_MISC, binfmt_problem
+from workers.executors import Execution, ExecutorError
+from workers.sandbox import Overlay
+
+# What a kernel build needs inside the chroot, beyond the buildd variant.
+CHROOT_PACKAGES = (
+    "bc",
+    "bison",
+    "flex",
+    "cpio",
+    "kmod",
+    "rsync",
+    "quilt",
+    "xz-utils",
+    "libssl-dev",
+    "libelf-dev",
+    "fakeroot",
+    "debhelper",
+    "dh-exec",
+    "dh-python",
+    "python3",
+    "python3-jinja2",
+    "kernel-wedge",
+)
+CHROOT_TIMEOUT = 3600
+
+
+def execution(
+    info: ArchInfo, config: Config, job_dir: Path, log: BinaryIO, binfmt_dir: Path = BINFMT_MISC
+) -> Execution:
+    if info.qemu_user is None:
+        raise ExecutorError(f"qemu-user cannot run {info.name} binaries")
+    if (problem := binfmt_problem(binfmt_dir, info.qemu_user)) is not None:
+        raise ExecutorError(problem)
+    root = ensure_chroot(info, config, log)
+    upper, work = job_dir / ".kbo" / "chroot-upper", job_dir / ".kbo" / "chroot-work"
+    upper.mkdir(parents=True)
+    work.mkdir(parents=True)
+    return Execution(
+        "qemu",
+        "",
+        {"DEB_BUILD_OPTIONS": "nocheck nodoc"},
+        Overlay(str(root), str(upper), str(work), ""),
+    )
+
+
+def chroot_path(info: ArchInfo, config: Config) -> Path:
+    suite = info.chroot.suite if info.chroot else "none"
+    return config.state_path / "cache" / "chroots" / f"{info.name}-{suite}"
+
+
+def ensure_chroot(info: ArchInfo, config: Config, log: BinaryIO, rebuild: bool = False) -> Path:
+    """The cached chroot for the arch, made with mmdebstrap first if needed."""
+    if info.chroot is None:
+        raise ExecutorError(f"no Debian archive is configured for {info.name}: no chroot")
+    if not shutil.which("mmdebstrap"):
+        raise ExecutorError("mmdebstrap missing (apt-get install mmdebstrap)")
+    root = chroot_path(info, config)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f"{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = root.parent / f"{root.name}.ready"
+        if stamp.exists() and not rebuild:
+            return root
+        stamp.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+        argv = [
+            "mmdebstrap",
+            "--mode=root",
+            "--variant=buildd",
+            f"--arch={info.name}",
+            f"--keyring={info.chroot.keyring}",
+            f"--include={','.join(CHROOT_PACKAGES)}",
+            info.chroot.suite,
+            str(root),
+            info.chroot.mirror,
+        ]
+        log.write(f"kbo: making the {info.name} chroot with mmdebstrap\n".encode())
+        result = runner.run(argv, log=log, timeout=CHROOT_TIMEOUT, no_output_timeout=1200)
+        if not result.ok:
+            shutil.rmtree(root, ignore_errors=True)
+            raise ExecutorError(f"mmdebstrap for {info.name} {result.describe()}")
+        stamp.touch()
+        return root
