@@ -52,12 +52,18 @@ class Config:
     dsc_dirs: tuple[str, ...] = ()
     # Builds drop to this user inside their namespaces ("" keeps root there).
     build_user: str = "kbo-build"
+    # Downloads, prepared trees and chroots; "" is <state_dir>/cache.
+    cache_dir: str = ""
     keep_failed_builds: int = 0
     source: str = "defaults"
 
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir).expanduser()
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir).expanduser() if self.cache_dir else self.state_path / "cache"
 
     @property
     def database(self) -> Path:

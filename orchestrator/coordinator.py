@@ -20,7 +20,7 @@ import recipes
 from orchestrator import gitrepo, messaging, repository
 from orchestrator.config import Config
 from orchestrator.errors import KboError
-from orchestrator.matrix import Selection, select
+from orchestrator.matrix import Selection, representatives, select
 from orchestrator.plan import load_plan
 from orchestrator.state import JobKey, State
 
@@ -64,12 +64,14 @@ class Coordinator:
         rev = request.get("rev") or self.config.branch
         commit = gitrepo.resolve(repo, rev)
         recipe = request.get("recipe") or self.config.default_recipe
-        recipes.load(recipe, self.config.recipe_dirs)
+        scope = recipes.scope_of(recipe, self.config.recipe_dirs)
         plan = load_plan(str(repo), commit)
         selection = Selection(
             *(tuple(request.get(k) or ()) for k in ("arches", "featuresets", "flavours"))
         )
         jobs = select(plan.matrix, selection)
+        if scope == "arch":
+            jobs = representatives(jobs)
         sid = repository.source_id(source)
         run = {
             "id": request["id"],

@@ -3,6 +3,7 @@ them when it is done. A coordinator already running (its lock is held) is left a
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import signal
@@ -50,6 +51,12 @@ def coordinator_running(config: Config) -> bool:
     return False
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the `kbo submit` that started us dies, however it dies."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class LocalServices:
     """Coordinator and worker processes started for one command; stopped on exit."""
 
@@ -73,6 +80,7 @@ class LocalServices:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             )
 

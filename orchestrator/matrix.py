@@ -104,3 +104,20 @@ def select(matrix: Matrix, selection: Selection) -> list[BuildJob]:
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def representatives(jobs: Iterable[BuildJob]) -> list[BuildJob]:
+    """One job per arch, for recipes whose result does not depend on the flavour.
+
+    The arch's default flavour of featureset ``none``, else its first ``none`` flavour
+    (the rule Debian uses for its quick builds), else its first job.
+    """
+    by_arch: dict[str, list[BuildJob]] = {}
+    for job in jobs:
+        by_arch.setdefault(job.arch, []).append(job)
+    chosen = []
+    for arch_jobs in by_arch.values():
+        plain = [j for j in arch_jobs if j.featureset == "none"]
+        default = [j for j in plain if j.default_flavour]
+        chosen.append((default or plain or arch_jobs)[0])
+    return chosen

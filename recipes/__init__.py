@@ -54,6 +54,11 @@ class Recipe:
     expect_files: tuple[str, ...] = ()
     # Host paths the steps may read (tests' stand-in scripts); everything else is hidden.
     host_paths: tuple[str, ...] = ()
+    # "flavour": a job per flavour; "arch": one per arch (its default flavour), for
+    # builds that do not depend on the flavour, such as a tinyconfig kernel.
+    scope: str = "flavour"
+    # Build profiles added to the executor's own (cross builds use "cross nodoc").
+    profiles: tuple[str, ...] = ()
 
     def limits(self, executor: str) -> tuple[int, int]:
         """(total, no-output) timeouts in seconds; longer under emulation."""
@@ -120,9 +125,28 @@ def _parse(name: str, data: dict[str, Any], where: str) -> Recipe:
             expect_packages=tuple(map(str, data.get("expect_packages", ()))),
             expect_files=tuple(map(str, data.get("expect_files", ()))),
             host_paths=tuple(map(str, data.get("host_paths", ()))),
+            scope=_scope(data.get("scope", "flavour"), where),
+            profiles=tuple(map(str, data.get("profiles", ()))),
         )
     except (TypeError, ValueError) as e:
         raise UserError(f"bad recipe: {e}", where) from None
+
+
+def _scope(value: object, where: str) -> str:
+    if value not in ("flavour", "arch"):
+        raise UserError(f"scope must be 'flavour' or 'arch', not {value!r}", where)
+    return str(value)
+
+
+def scope_of(name: str, extra_dirs: Iterable[str] = ()) -> str:
+    """The recipe's scope; a recipe that does not parse plans per flavour (the worker that
+    runs it records the parse error on the job)."""
+    if name not in supported(extra_dirs):
+        raise UserError(f"unknown recipe {name!r} (known: {', '.join(supported(extra_dirs))})")
+    try:
+        return load(name, extra_dirs).scope
+    except UserError:
+        return "flavour"
 
 
 def _check_placeholders(text: str, where: str) -> None:

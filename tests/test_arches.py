@@ -89,7 +89,7 @@ def test_probe_reports_executors_and_what_is_missing(tmp_path: Path) -> None:
         alpha, "amd64", "alpha-linux-gnu", which=lambda _: None, binfmt_dir=tmp_path
     )
     assert nothing.executors == ()
-    assert "cross: apt-get install gcc-alpha-linux-gnu" in nothing.missing
+    assert "cross: apt-get install gcc-alpha-linux-gnu libc6.1-dev-alpha-cross" in nothing.missing
     only_cross = probe_arch(
         alpha,
         "amd64",

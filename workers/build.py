@@ -152,8 +152,10 @@ class BuildAttempt:
         expected = [p.format_map(values) for p in recipe.expect_packages]
         if problems := artifacts.problems(found, job["arch"], expected):
             return "; ".join(problems)
+        # New files in the source tree land in its overlay's upper directory.
+        tree = job_dir / ".kbo" / "src-upper" if prepared is not None else job_dir
         for path in recipe.expect_files:
-            if not (job_dir / path.format_map(values)).exists():
+            if not (tree / path.format_map(values)).exists():
                 return f"the build did not produce {path.format_map(values)}"
         libc_dev = next((a for a in found if a.package == "linux-libc-dev"), None)
         if execution.name == "cross" and libc_dev is not None and prepared is not None:

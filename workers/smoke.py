@@ -44,9 +44,10 @@ def check(info: ArchInfo, libc_dev: Path, work: Path, upstream: str, log: Binary
     source, binary = work / "smoke.c", work / "smoke"
     source.write_text(PROGRAM)
     includes = [f"-I{d}" for d in sorted((headers / "usr/include").glob("*-linux-*"))]
+    # Dynamically linked and run against the cross libc: qemu-alpha 7.2 crashes on static
+    # alpha binaries, and the dynamic path is the one real userland takes.
     compile_argv = [
         info.cross_gcc,
-        "-static",
         "-O1",
         *includes,
         f"-I{headers / 'usr/include'}",
@@ -61,8 +62,12 @@ def check(info: ArchInfo, libc_dev: Path, work: Path, upstream: str, log: Binary
         return f"qemu smoke check: no qemu-user target for {info.name}"
     output = work / "smoke.out"
     with output.open("w+b") as out:
+        sysroot = f"/usr/{info.cross_prefix.rstrip('-')}"
         ran = runner.run(
-            [info.qemu_binary, str(binary)], log=out, timeout=120, no_output_timeout=120
+            [info.qemu_binary, "-L", sysroot, str(binary)],
+            log=out,
+            timeout=120,
+            no_output_timeout=120,
         )
         out.seek(0)
         text = out.read().decode(errors="replace")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import io
+import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -55,7 +57,7 @@ def prepare(
     build_gid: int | None,
 ) -> Prepared:
     """The prepared tree for (source, commit); made under a lock if no job made it yet."""
-    root = config.state_path / "cache" / "prepared" / commit
+    root = config.cache_path / "prepared" / commit
     root.parent.mkdir(parents=True, exist_ok=True)
     with (root.parent / f"{commit}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -96,8 +98,8 @@ def _prepare(
     expected = _expected(config, package, version, name, say)
     url = f"{config.mirror.rstrip('/')}/pool/main/{_pool(package)}/{package}/{name}"
     say(f"fetching {url}" + (" (checked against its .dsc)" if expected else " (no .dsc known)"))
-    tarball = fetch.fetch(url, name, config.state_path / "cache" / "downloads", expected, say)
-    (root / name).symlink_to(tarball)
+    tarball = fetch.fetch(url, name, config.cache_path / "downloads", expected, say)
+    _link_or_copy(tarball, root / name)  # the sandbox sees only the prepared directory
     if uid is not None and gid is not None:
         subprocess.run(["chown", "-R", f"{uid}:{gid}", str(root)], check=True)
     _run_in_sandbox(config, ["make", "-f", "debian/rules", "orig"], root, log, uid, gid)
@@ -115,6 +117,13 @@ def _prepare(
         if not (src / "debian/rules.gen").exists():
             raise PrepareError("debian/rules debian/control-real did not write debian/rules.gen")
     return Prepared(root, version, upstream)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _sayer(log: BinaryIO) -> Callable[[str], None]:
@@ -162,7 +171,12 @@ def _export_debian(repo: Path, commit: str, dest: Path) -> None:
                 or not (member.isfile() or member.isdir() or member.issym())
             ):
                 raise UserError(f"refusing unsafe path {member.name!r} in debian/", str(repo))
-            if member.issym() and (member.linkname.startswith("/") or ".." in member.linkname):
+            target = posixpath.normpath(
+                posixpath.join(posixpath.dirname(member.name), member.linkname)
+            )
+            if member.issym() and (
+                member.linkname.startswith("/") or not target.startswith("debian/")
+            ):
                 raise UserError(f"refusing symlink {member.name!r} out of debian/", str(repo))
         tar.extractall(dest)  # noqa: S202 (every member was checked above)
 

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import recipes
 from orchestrator import gitrepo, repository
 from orchestrator.cli.common import add_config_argument
 from orchestrator.config import Config, load_config
 from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, UserError
+from orchestrator.matrix import representatives
 from orchestrator.plan import load_plan
 from orchestrator.staleness import Commit, Result, Standing, assess
 from orchestrator.state import State
@@ -44,10 +46,13 @@ def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
     head = gitrepo.resolve(repo, config.branch)
     history = [Commit(sha, ts) for sha, ts in gitrepo.history(repo, head)]
 
+    per_arch = recipes.scope_of(recipe, config.recipe_dirs) == "arch"
+
     @functools.cache
     def jobs_at(sha: str) -> dict[str, set[tuple[str, str]]]:
         by_arch: dict[str, set[tuple[str, str]]] = {}
-        for job in load_plan(str(repo), sha).matrix.jobs:
+        jobs = load_plan(str(repo), sha).matrix.jobs
+        for job in representatives(jobs) if per_arch else jobs:
             by_arch.setdefault(job.arch, set()).add((job.featureset, job.flavour))
         return by_arch
 

@@ -31,6 +31,14 @@ def register(verbs: Any) -> None:
     parser.add_argument("--name", help="worker name (default kbo-<arches>@<host>)")
     parser.add_argument("--slots", type=int, help="concurrent builds (default: build_slots)")
     parser.add_argument(
+        "--executor",
+        action="append",
+        choices=("native", "cross", "qemu"),
+        metavar="NAME",
+        help="build only this way (native, cross or qemu; repeatable): e.g. a host kept for "
+        "emulated builds",
+    )
+    parser.add_argument(
         "--unchecked",
         action="store_true",
         help="serve the named arches even without a toolchain for them; such a worker can run "
@@ -66,6 +74,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("this host can build no arch (see `kbo arches`)")
     app = make_app(config)
     messaging.check_broker(app)
+    if args.executor:
+        served = [
+            replace(c, executors=tuple(e for e in c.executors if e in args.executor or e == "none"))
+            for c in served
+        ]
+        if unusable := [c.arch for c in served if c.executors == ("none",) and not args.unchecked]:
+            raise UserError(
+                f"this host cannot build {', '.join(unusable)} with {' or '.join(args.executor)}"
+            )
     build.EXECUTORS_BY_ARCH.update({c.arch: c.executors for c in served})
     build.register(app, config)
     names = [c.arch for c in served]

@@ -61,7 +61,7 @@ def execution(
 
 def chroot_path(info: ArchInfo, config: Config) -> Path:
     suite = info.chroot.suite if info.chroot else "none"
-    return config.state_path / "cache" / "chroots" / f"{info.name}-{suite}"
+    return config.cache_path / "chroots" / f"{info.name}-{suite}"
 
 
 def ensure_chroot(info: ArchInfo, config: Config, log: BinaryIO, rebuild: bool = False) -> Path:
