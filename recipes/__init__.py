@@ -27,6 +27,7 @@ PLACEHOLDERS = (
     "cross_prefix",
     "key",
     "jobs",
+    "cc",
 )
 
 
@@ -59,6 +60,9 @@ class Recipe:
     scope: str = "flavour"
     # Build profiles added to the executor's own (cross builds use "cross nodoc").
     profiles: tuple[str, ...] = ()
+    # Compile through ccache (a cache shared by the host's jobs) where the host has it;
+    # {cc} is then "ccache <cross_prefix>gcc".
+    ccache: bool = False
 
     def limits(self, executor: str) -> tuple[int, int]:
         """(total, no-output) timeouts in seconds; longer under emulation."""
@@ -127,6 +131,7 @@ def _parse(name: str, data: dict[str, Any], where: str) -> Recipe:
             host_paths=tuple(map(str, data.get("host_paths", ()))),
             scope=_scope(data.get("scope", "flavour"), where),
             profiles=tuple(map(str, data.get("profiles", ()))),
+            ccache=bool(data.get("ccache", False)),
         )
     except (TypeError, ValueError) as e:
         raise UserError(f"bad recipe: {e}", where) from None

@@ -98,14 +98,18 @@ class RedisServer:
 class Cluster:
     """A packaging repository, a config, and the kbo processes started on it."""
 
-    def __init__(self, tmp: Path, broker_url: str = "", **settings: Any) -> None:
+    def __init__(
+        self, tmp: Path, broker_url: str = "", repo: Path | None = None, **settings: Any
+    ) -> None:
         self.tmp = tmp
         self.control = tmp / "control"
         self.control.mkdir(parents=True)
-        self.repo = copy_debian(LINUX_61, tmp / "repo")
-        git(self.repo, "init", "-q", "-b", "main")
-        git(self.repo, "add", "-A")
-        git(self.repo, "commit", "-q", "-m", "Import linux 6.1.176-1 packaging")
+        if repo is None:
+            repo = copy_debian(LINUX_61, tmp / "repo")
+            git(repo, "init", "-q", "-b", "main")
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", "Import linux 6.1.176-1 packaging")
+        self.repo = repo
         recipes = tmp / "recipes"
         recipes.mkdir()
         script = ROOT / "tests/recipes/scripted.sh"
@@ -115,18 +119,22 @@ class Cluster:
             '[[step]]\nname = "build"\n'
             f'argv = ["/bin/sh", "{script}", "{self.control}", "{{arch}}"]\n'
         )
-        config = {
-            "broker_url": broker_url,
-            "state_dir": str(tmp / "state"),
-            "repository": str(self.repo),
-            "branch": "main",
-            "default_recipe": "test-script",
-            "recipe_dirs": [str(recipes)],
-            "lease_seconds": 4,
-            "sweep_seconds": 1,
-            "reply_seconds": 60,
-            "tracked_arches": ["alpha", "hppa", "mips"],
-        } | settings
+        config = (
+            {
+                "broker_url": broker_url,
+                "state_dir": str(tmp / "state"),
+                "repository": str(self.repo),
+                "branch": "main",
+                "default_recipe": "test-script",
+                "recipe_dirs": [str(recipes)],
+                "lease_seconds": 4,
+                "sweep_seconds": 1,
+                "reply_seconds": 60,
+                "tracked_arches": ["alpha", "hppa", "mips"],
+            }
+            | settings
+            | {"recipe_dirs": [str(recipes), *settings.get("recipe_dirs", [])]}
+        )
         self.config = tmp / "kbo.toml"
         self.config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
         self.env = os.environ | {"KBO_CONFIG": str(self.config)}
@@ -197,8 +205,8 @@ class Cluster:
 
     # -- reading the outcome -----------------------------------------------------------
 
-    def submit(self, *args: str) -> dict[str, Any]:
-        result = self.kbo("submit", "--json", *args)
+    def submit(self, *args: str, timeout: float = 180) -> dict[str, Any]:
+        result = self.kbo("submit", "--json", *args, timeout=timeout)
         assert result.returncode in (0, 1), result.stderr + self.log("coordinator")
         return dict(json.loads(result.stdout))
 

@@ -148,7 +148,7 @@ class BuildAttempt:
             job_dir, self.config.state_path / "artifacts" / _name(job) / str(self.attempt_id)
         )
         result["artifacts"] = [a.to_json() for a in found]
-        values = self._values(job, execution)
+        values = self._values(job, recipe, execution)
         expected = [p.format_map(values) for p in recipe.expect_packages]
         if problems := artifacts.problems(found, job["arch"], expected):
             return "; ".join(problems)
@@ -175,7 +175,9 @@ class BuildAttempt:
             )
         return usable[0]
 
-    def _values(self, job: dict[str, Any], execution: Execution) -> dict[str, str]:
+    def _values(
+        self, job: dict[str, Any], recipe: recipes.Recipe, execution: Execution
+    ) -> dict[str, str]:
         return {
             "arch": job["arch"],
             "featureset": job["featureset"],
@@ -185,6 +187,8 @@ class BuildAttempt:
             "cross_prefix": execution.cross_prefix,
             "key": _name(job),
             "jobs": str(os.cpu_count() or 1),
+            "cc": ("ccache " if _uses_ccache(recipe, execution) else "")
+            + f"{execution.cross_prefix}gcc",
         }
 
     def _steps(
@@ -198,7 +202,7 @@ class BuildAttempt:
         uid: int | None,
         gid: int | None,
     ) -> str | None:
-        values = self._values(job, execution)
+        values = self._values(job, recipe, execution)
         env = (
             source.build_env() | execution.env | {f"KBO_{k.upper()}": v for k, v in values.items()}
         )
@@ -215,7 +219,11 @@ class BuildAttempt:
             staging=str(source.staging_dir(self.config)),
             chroot=execution.chroot,
             overlays=overlays,
-            binds=((str(job_dir), "/build", True), *((p, p, False) for p in recipe.host_paths)),
+            binds=(
+                (str(job_dir), "/build", True),
+                *((p, p, False) for p in recipe.host_paths),
+                *self._ccache(recipe, execution, env, uid, gid),
+            ),
             network=recipe.network,
             uid=uid,
             gid=gid,
@@ -231,17 +239,41 @@ class BuildAttempt:
                 timeout=timeout,
                 no_output_timeout=quiet,
             )
+            out.write(f"\nkbo: step {step.name} took {ran.duration:.1f} s\n".encode())
             if not ran.ok:
                 out.flush()
                 found = first_error(_read_lines(out.name))
                 return found or f"step {step.name} {ran.describe()}"
         return None
 
+    def _ccache(
+        self,
+        recipe: recipes.Recipe,
+        execution: Execution,
+        env: dict[str, str],
+        uid: int | None,
+        gid: int | None,
+    ) -> list[tuple[str, str, bool]]:
+        """A shared, writable compiler cache at /ccache, when the recipe wants one."""
+        if not _uses_ccache(recipe, execution):
+            return []
+        directory = self.config.cache_path / "ccache"
+        directory.mkdir(parents=True, exist_ok=True)
+        if uid is not None and gid is not None:
+            os.chown(directory, uid, gid)
+        env |= {"CCACHE_DIR": "/ccache", "CCACHE_BASEDIR": "/build"}
+        return [(str(directory), "/ccache", True)]
+
     def _clean(self, job_dir: Path, outcome: str) -> None:
         if outcome == "failed" and self.config.keep_failed_builds:
             log.info("keeping the failed build directory %s", job_dir)
             return
         shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:
+    """Only where the host's ccache runs: not inside an emulated chroot."""
+    return recipe.ccache and execution.name in ("cross", "native") and bool(shutil.which("ccache"))
 
 
 def _stage(out: BinaryIO, name: str) -> None:

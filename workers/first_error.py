@@ -18,6 +18,7 @@ PRECISE = [
     re.compile(r"^Patch (?P<patch>\S+) does not apply.*|^Applying patch .* FAILED.*"),
     re.compile(r"^dpkg-[a-z]+: error: .*|^E: .*"),
     re.compile(r"^(?:ERROR|Error|error): .*"),
+    re.compile(r".*\bNo space left on device\b.*"),
 ]
 SUMMARY = re.compile(r"^make(?:\[\d+\])?: \*\*\* .*")
 

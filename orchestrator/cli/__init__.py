@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from orchestrator.cli import (
     arches_cmd,
+    chroot_cmd,
     coordinator_cmd,
     matrix_cmd,
     status_cmd,
@@ -37,7 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for command in (matrix_cmd, arches_cmd, submit_cmd, status_cmd, worker_cmd, coordinator_cmd):
+    commands = (
+        matrix_cmd,
+        arches_cmd,
+        submit_cmd,
+        status_cmd,
+        worker_cmd,
+        coordinator_cmd,
+        chroot_cmd,
+    )
+    for command in commands:
         command.register(verbs)
     return parser
 

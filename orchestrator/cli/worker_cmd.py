@@ -14,6 +14,7 @@ from orchestrator.cli.common import add_config_argument, setup_logging
 from orchestrator.config import load_config
 from orchestrator.errors import EXIT_OK, UserError
 from orchestrator.matrix import split_globs
+from recipes import EXECUTORS
 from workers import build
 from workers.capabilities import ArchCapability, probe_arch
 
@@ -41,15 +42,17 @@ def register(verbs: Any) -> None:
     parser.add_argument(
         "--unchecked",
         action="store_true",
-        help="serve the named arches even without a toolchain for them; such a worker can run "
-        "only recipes that build nothing (executor 'none', such as noop)",
+        help="serve the named arches without probing this host: each job then finds out "
+        "for itself (and records) what is missing. For recipes that build nothing (noop), and "
+        "for checking how kbo reports a broken host",
     )
     parser.set_defaults(run=run)
 
 
 def capabilities(names: list[str] | None, unchecked: bool = False) -> list[ArchCapability]:
     """The probe for the named arches (or all); a named arch this host cannot build is an
-    error, unless ``unchecked``. Every served arch can also run executor-less recipes."""
+    error, unless ``unchecked``, which offers every executor and leaves the checks to each
+    job. Every served arch can also run executor-less recipes."""
     infos = [arches.load(n) for n in names] if names else arches.load_all()
     host = dpkg_arch.host_arch()
     gnu = dpkg_arch.gnu_types(i.name for i in infos)
@@ -59,11 +62,9 @@ def capabilities(names: list[str] | None, unchecked: bool = False) -> list[ArchC
             raise UserError(
                 f"this host cannot build {capability.arch}: {'; '.join(capability.missing)}"
             )
-    return [
-        replace(c, executors=(*c.executors, "none"))
-        for c in found
-        if c.executors or (names and unchecked)
-    ]
+    if names and unchecked:
+        return [replace(c, executors=EXECUTORS) for c in found]
+    return [replace(c, executors=(*c.executors, "none")) for c in found if c.executors]
 
 
 def run(args: argparse.Namespace) -> int:

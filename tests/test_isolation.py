@@ -1,0 +1,134 @@
+"""A build step cannot reach the network, read /root or kbo's config, or outlive its
+timeout. Real namespaces, real processes; each check also runs unconfined, so it can fail."""
+
+from __future__ import annotations
+
+import contextlib
+import pwd
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workers import runner, sandbox
+from workers.source import build_env
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> sandbox.Spec:
+    build = tmp_path / "build"
+    build.mkdir()
+    (tmp_path / "stage").mkdir()
+    user = pwd.getpwnam("kbo-build")
+    subprocess.run(["chown", f"{user.pw_uid}:{user.pw_gid}", str(build)], check=True)
+    return sandbox.Spec(
+        staging=str(tmp_path / "stage"),
+        binds=((str(build), "/build", True),),
+        uid=user.pw_uid,
+        gid=user.pw_gid,
+        env=build_env(),
+    )
+
+
+def run(
+    argv: list[str],
+    spec: sandbox.Spec | None,
+    tmp_path: Path,
+    timeout: float = 60,
+) -> tuple[runner.RunResult, str]:
+    log = tmp_path / "step.log"
+    with log.open("wb") as out:
+        command = sandbox.wrap(argv, spec) if spec else argv
+        result = runner.run(command, log=out, timeout=timeout, no_output_timeout=timeout)
+    return result, log.read_text(errors="replace")
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP server on the host's loopback, accepting connections."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed at teardown
+            while True:
+                server.accept()[0].close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield port
+    server.close()
+
+
+def connect(port: int) -> list[str]:
+    return ["python3", "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 3)"]
+
+
+def test_no_network_unless_the_recipe_asks(
+    spec: sandbox.Spec, listener: int, tmp_path: Path
+) -> None:
+    assert run(connect(listener), None, tmp_path)[0].ok
+    refused, log = run(connect(listener), spec, tmp_path)
+    assert not refused.ok and "Error" in log
+    allowed = sandbox.Spec(**{**spec.__dict__, "network": True})
+    assert run(connect(listener), allowed, tmp_path)[0].ok
+
+
+def test_cannot_read_root_or_kbos_config(spec: sandbox.Spec, tmp_path: Path) -> None:
+    secret = Path("/root/kbo-isolation-probe")
+    config = tmp_path / "kbo.toml"
+    etc = Path("/etc/kbo")
+    made_etc = not etc.exists()
+    etc.mkdir(exist_ok=True)
+    try:
+        for path in (secret, config, etc / "kbo-isolation-probe.toml"):
+            path.write_text('broker_url = "redis://:secret@x/0"\n')
+            assert run(["cat", str(path)], None, tmp_path)[0].ok
+            result, log = run(["cat", str(path)], spec, tmp_path)
+            assert not result.ok, path
+            assert "secret" not in log
+    finally:
+        secret.unlink(missing_ok=True)
+        (etc / "kbo-isolation-probe.toml").unlink(missing_ok=True)
+        if made_etc:
+            etc.rmdir()
+
+
+def test_the_step_runs_as_the_build_user_in_a_fresh_root(
+    spec: sandbox.Spec, tmp_path: Path
+) -> None:
+    result, log = run(
+        ["sh", "-c", "id -un; hostname; ls /; touch /build/ok; touch /usr/x"], spec, tmp_path
+    )
+    assert not result.ok  # /usr is read-only
+    assert "kbo-build\nkbo-build\n" in log
+    assert "root\n" not in log.split("\n", 2)[2]  # no /root in the listing
+    assert (tmp_path / "build" / "ok").exists()
+
+
+def test_nothing_outlives_a_timeout(spec: sandbox.Spec, tmp_path: Path) -> None:
+    marker = "3141"
+    start = time.monotonic()
+    result, _ = run(
+        ["sh", "-c", f"sleep {marker} & sleep {marker} & sleep {marker}"], spec, tmp_path, timeout=2
+    )
+    assert result.timed_out and time.monotonic() - start < 15
+    time.sleep(0.5)
+    survivors = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    assert survivors.stdout == ""
+
+
+def test_no_output_limit_kills_a_silent_step(spec: sandbox.Spec, tmp_path: Path) -> None:
+    log = tmp_path / "quiet.log"
+    with log.open("wb") as out:
+        result = runner.run(
+            sandbox.wrap(["sh", "-c", "echo start; sleep 60"], spec),
+            log=out,
+            timeout=120,
+            no_output_timeout=2,
+        )
+    assert result.timed_out == "no output for 2 s"
+    assert "killed after 2 s without output" in log.read_text()

@@ -1,0 +1,149 @@
+"""Real Debian kernel builds on this amd64 host: cross toolchains, QEMU user emulation and
+the real linux 6.1.176 sources from Debian's archive. Minutes, not seconds."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from debian.debfile import DebFile
+
+from tests.conftest import FIXTURES
+from tests.kernel import CACHE, add_breaking_patch, packaging_repo
+from tests.services import Cluster, RedisServer
+from workers.smoke import version_code
+
+pytestmark = pytest.mark.slow
+
+REAL = {
+    "cache_dir": str(CACHE),
+    "dsc_dirs": [str(FIXTURES / "dsc")],
+    "lease_seconds": 60,
+    "default_recipe": "kbuild-smoke",
+    "tracked_arches": ["alpha", "hppa", "mips"],
+}
+DEFAULT_FLAVOURS = "alpha-smp,parisc,4kc-malta"
+BUILD_TIMEOUT = 1800
+
+
+@pytest.fixture(scope="module")
+def kernel_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return packaging_repo(tmp_path_factory.mktemp("packaging") / "linux")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer, kernel_repo: Path) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path / "kbo", broker_url=redis_server.url, repo=kernel_repo, **REAL)
+    cluster.start_coordinator()
+    yield cluster
+    cluster.stop_all()
+
+
+def log_of(job: dict[str, object]) -> str:
+    with gzip.open(str(job["log_path"]), "rt", errors="replace") as f:
+        return f.read()
+
+
+def test_kbuild_smoke_gives_real_debs_for_alpha_hppa_and_mips(cluster: Cluster) -> None:
+    cluster.start_worker("w-cross", "alpha,hppa,mips")
+    run = cluster.submit(
+        "--recipe", "kbuild-smoke", "--arch", "alpha,hppa,mips", "--wait", timeout=BUILD_TIMEOUT
+    )
+    assert run["succeeded"] is True, [(j["arch"], j["first_error"]) for j in run["jobs"]]
+    jobs = {job["arch"]: job for job in run["jobs"]}
+    assert sorted(jobs) == ["alpha", "hppa", "mips"]
+    for arch, job in jobs.items():
+        assert job["executor"] == "cross"
+        images = [
+            a
+            for a in job["artifacts"]
+            if a["name"].startswith("linux-image-") and a["name"].endswith(".deb")
+        ]
+        assert len(images) == 1
+        assert DebFile(images[0]["path"]).debcontrol()["Architecture"] == arch
+        log = log_of(job)
+        assert "== kbo step qemu-smoke ==" in log
+        assert f"kbo-smoke {version_code('6.1.176')}" in log
+    assert any("reusing the tree prepared for" in log_of(job) for job in jobs.values())
+    status = cluster.status()
+    assert {arch: s["state"] for arch, s in status.items()} == dict.fromkeys(jobs, "OK")
+    assert all(s["last_good"]["commit"] == run["commit_sha"] for s in status.values())
+
+
+def test_linux_recipe_setup_stage_for_the_default_flavours(cluster: Cluster) -> None:
+    cluster.start_worker("w-cross", "alpha,hppa,mips")
+    run = cluster.submit(
+        "--recipe",
+        "linux-setup",
+        "--arch",
+        "alpha,hppa,mips",
+        "--flavour",
+        DEFAULT_FLAVOURS,
+        "--wait",
+        timeout=BUILD_TIMEOUT,
+    )
+    assert run["succeeded"] is True, [(j["arch"], j["first_error"]) for j in run["jobs"]]
+    assert len(run["jobs"]) == 3
+    for job in run["jobs"]:
+        key = f"{job['arch']}_{job['featureset']}_{job['flavour']}"
+        log = log_of(job)
+        assert f"make -f debian/rules.gen setup_{key}" in log
+        assert "KCONFIG='debian/config/config " in log  # the flavour's Debian config
+        assert "the build did not produce" not in log  # its .config was written
+
+
+def test_qemu_executor_builds_natively_in_a_mipsel_chroot(cluster: Cluster) -> None:
+    cluster.start_worker("w-qemu", "mipsel", "--executor", "qemu")
+    run = cluster.submit(
+        "--recipe",
+        "linux-setup",
+        "--arch",
+        "mipsel",
+        "--flavour",
+        "4kc-malta",
+        "--wait",
+        timeout=3600,
+    )
+    job = run["jobs"][0]
+    assert run["succeeded"] is True, job["first_error"]
+    assert job["executor"] == "qemu"
+    log = log_of(job)
+    assert "make -f debian/rules.gen setup_mipsel_none_4kc-malta" in log
+    assert "DEB_BUILD_PROFILES" not in log  # native inside the chroot: not a cross build
+
+
+def test_a_patch_breaking_alpha_fails_alpha_only_and_names_file_and_line(
+    tmp_path: Path, redis_server: RedisServer, kernel_repo: Path
+) -> None:
+    repo = tmp_path / "linux"
+    subprocess.run(["git", "clone", "-q", str(kernel_repo), str(repo)], check=True)
+    add_breaking_patch(
+        repo, "arch/alpha/kernel/setup.c", 30, '#error "kbo test: this commit breaks alpha"'
+    )
+    cluster = Cluster(tmp_path / "kbo", broker_url=redis_server.url, repo=repo, **REAL)
+    try:
+        cluster.start_coordinator()
+        cluster.start_worker("w-cross", "alpha,hppa,mips")
+        run = cluster.submit(
+            "--recipe", "kbuild-smoke", "--arch", "alpha,hppa,mips", "--wait", timeout=BUILD_TIMEOUT
+        )
+        states = {job["arch"]: job["state"] for job in run["jobs"]}
+        assert states == {"alpha": "failed", "hppa": "succeeded", "mips": "succeeded"}
+        alpha = next(job for job in run["jobs"] if job["arch"] == "alpha")
+        assert "arch/alpha/kernel/setup.c:31:" in alpha["first_error"]
+        assert "kbo test: this commit breaks alpha" in alpha["first_error"]
+        status = cluster.status()
+        assert (status["alpha"]["state"], status["hppa"]["state"]) == ("FAILING", "OK")
+    finally:
+        cluster.stop_all()
