@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.services import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -29,6 +34,24 @@ def kbo() -> RunKbo:
         )
 
     return run
+
+
+def matrix_jobs(kbo: RunKbo, source: Path, *args: str) -> set[tuple[str, str, str]]:
+    """(arch, featureset, flavour) of every job ``kbo matrix --json`` prints."""
+    result = kbo("matrix", source, "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return {(j["arch"], j["featureset"], j["flavour"]) for j in json.loads(result.stdout)}
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free port, with AOF on, for one test."""
+    from tests.services import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 def copy_debian(fixture: Path, dest: Path) -> Path:

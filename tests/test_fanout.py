@@ -14,14 +14,6 @@ ALPHA_HPPA_MIPS = {"alpha": 2, "hppa": 2, "mips": 3}
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
     cluster = Cluster(tmp_path, broker_url=redis_server.url)
     yield cluster

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import RunKbo, write_files
+from tests.conftest import matrix_jobs as jobs
 
 CHANGELOG = """\
 linux-2.6 (2.6.26-13) stable; urgency=high
@@ -38,12 +39,6 @@ def lenny_tree(root: Path, xen_enabled: str = "true") -> Path:
             "debian/config/featureset-openvz/defines": "[base]\nenabled: false\n",
         },
     )
-
-
-def jobs(kbo: RunKbo, source: Path, *args: str) -> set[tuple[str, str, str]]:
-    result = kbo("matrix", source, "--json", *args)
-    assert result.returncode == 0, result.stderr
-    return {(j["arch"], j["featureset"], j["flavour"]) for j in json.loads(result.stdout)}
 
 
 def test_lenny_xen_featureset_yields_i386_xen_686(kbo: RunKbo, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import RunKbo, write_files
+from tests.conftest import matrix_jobs as jobs
 
 CHANGELOG = """\
 linux (6.12.1-1) unstable; urgency=medium
@@ -62,12 +63,6 @@ def tree(root: Path, **files: str) -> Path:
         ),
     }
     return write_files(root, base | {f"debian/config/{k}": v for k, v in files.items()})
-
-
-def jobs(kbo: RunKbo, source: Path) -> set[tuple[str, str, str]]:
-    result = kbo("matrix", source, "--json")
-    assert result.returncode == 0, result.stderr
-    return {(j["arch"], j["featureset"], j["flavour"]) for j in json.loads(result.stdout)}
 
 
 def test_featureset_flavours_default_to_the_arch_and_may_be_narrowed(

@@ -35,14 +35,6 @@ def kernel_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def cluster(tmp_path: Path, redis_server: RedisServer, kernel_repo: Path) -> Iterator[Cluster]:
     cluster = Cluster(tmp_path / "kbo", broker_url=redis_server.url, repo=kernel_repo, **REAL)
     cluster.start_coordinator()
