@@ -130,6 +130,8 @@ def test_bad_input_fails_the_job_and_spares_the_worker(broken: tuple[Cluster, Re
     assert error == "binfmt handler qemu-m68k is disabled"
 
     assert "No space left on device" in failure(cluster, "--recipe", "fill-disk", "--arch", "arm64")
+    builds = cluster.tmp / "state" / "builds"
+    assert [p for p in builds.iterdir() if p.name != "lost+found"] == []  # cleaned up
     assert "unknown executor 'chroot'" in failure(
         cluster, "--recipe", "bad-executor", "--arch", "arm64"
     )

@@ -41,3 +41,11 @@ def test_placeholders_are_filled_from_the_job() -> None:
         "make",
         "alpha_none_alpha-smp",
     ]
+
+
+def test_emulated_builds_get_longer_limits() -> None:
+    recipe = recipes.load("kbuild-smoke")
+    assert recipe.limits("cross") == (recipe.timeout, recipe.no_output_timeout)
+    total, quiet = recipe.limits("qemu")
+    assert total == recipe.timeout * recipe.emulation_factor > recipe.timeout
+    assert quiet > recipe.no_output_timeout
