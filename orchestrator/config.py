@@ -55,6 +55,21 @@ class Config:
     # Downloads, prepared trees and chroots; "" is <state_dir>/cache.
     cache_dir: str = ""
     keep_failed_builds: int = 0
+    # Mail: failure reports, FIXED mails and the stale digest. No smtp_host, no mail.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_security: str = "none"  # none, starttls or tls
+    smtp_user: str = ""
+    smtp_password: str = ""
+    mail_from: str = "kbo@localhost"
+    mail_to: tuple[str, ...] = ()
+    # Extra recipients per arch, as "arch:address" (e.g. "alpha:debian-alpha@lists.debian.org").
+    arch_recipients: tuple[str, ...] = ()
+    mail_authors: int = 0
+    # Failures of several flavours with the same error within this many seconds: one mail.
+    fold_seconds: int = 60
+    # Where people read full logs: "<log_url>/<arch>_<featureset>_<flavour>/<attempt>.log.gz".
+    log_url: str = ""
     source: str = "defaults"
 
     @property

@@ -20,8 +20,10 @@ import recipes
 from orchestrator import gitrepo, messaging, repository
 from orchestrator.config import Config
 from orchestrator.errors import KboError
+from orchestrator.mail import Mailer
 from orchestrator.matrix import Selection, representatives, select
 from orchestrator.plan import load_plan
+from orchestrator.reports import Reporter
 from orchestrator.state import JobKey, State
 
 log = logging.getLogger("kbo.coordinator")
@@ -116,6 +118,8 @@ class Coordinator:
         verdict = self.state.finish(attempt_id, token, result)
         if not verdict.accepted:
             log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
+        elif verdict.reason != "already recorded":
+            Reporter(self.config, self.state).on_result(attempt_id)
         return {"accepted": verdict.accepted, "reason": verdict.reason}
 
     def _keep_log(self, name: str, attempt_id: int, log_gz: str) -> Path:
@@ -139,6 +143,15 @@ class Coordinator:
         """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages."""
         self.publish(self.state.expire_leases(self.config.max_attempts))
         self.publish(self.state.unpublished(republish_after=self.config.visibility_timeout))
+
+    def mail_forever(self, stop: threading.Event) -> None:
+        """Send due reports from the outbox; what fails waits for its next try."""
+        while not stop.is_set():
+            try:
+                Mailer(self.config, self.state).flush()
+            except Exception:  # retried at the next tick
+                log.exception("sending mail failed")
+            stop.wait(1.0)
 
     def sweep_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -181,7 +194,11 @@ def register(app: Celery, coordinator: Coordinator) -> None:
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:
+    """The lease sweep and the mail sender, each in a thread with its own connection."""
     stop = threading.Event()
+    threading.Thread(
+        target=coordinator.mail_forever, args=(stop,), daemon=True, name="kbo-mail"
+    ).start()
     threading.Thread(
         target=coordinator.sweep_forever, args=(stop,), daemon=True, name="kbo-lease-sweep"
     ).start()

@@ -73,6 +73,31 @@ CREATE TABLE IF NOT EXISTS attempts (
     UNIQUE (job_id, number)
 );
 CREATE INDEX IF NOT EXISTS attempts_by_state ON attempts (state);
+CREATE TABLE IF NOT EXISTS alerts (
+    source TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    featureset TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    first_error TEXT NOT NULL,
+    since_commit TEXT NOT NULL,
+    PRIMARY KEY (source, recipe, arch, featureset, flavour)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('failure', 'fixed', 'digest')),
+    fold_key TEXT,
+    data TEXT NOT NULL,
+    message TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent')),
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    next_try REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, due_at);
 """
 
 TERMINAL = ("succeeded", "failed")

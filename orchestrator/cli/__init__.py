@@ -12,6 +12,7 @@ from orchestrator.cli import (
     arches_cmd,
     chroot_cmd,
     coordinator_cmd,
+    mail_cmd,
     matrix_cmd,
     status_cmd,
     submit_cmd,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker_cmd,
         coordinator_cmd,
         chroot_cmd,
+        mail_cmd,
     )
     for command in commands:
         command.register(verbs)
