@@ -63,6 +63,9 @@ class Recipe:
     # Compile through ccache (a cache shared by the host's jobs) where the host has it;
     # {cc} is then "ccache <cross_prefix>gcc".
     ccache: bool = False
+    # Fail when the package's Build-Depends are not all installed (a full package build);
+    # otherwise what is missing is only written to the log.
+    require_build_depends: bool = False
 
     def limits(self, executor: str) -> tuple[int, int]:
         """(total, no-output) timeouts in seconds; longer under emulation."""
@@ -132,6 +135,7 @@ def _parse(name: str, data: dict[str, Any], where: str) -> Recipe:
             scope=_scope(data.get("scope", "flavour"), where),
             profiles=tuple(map(str, data.get("profiles", ()))),
             ccache=bool(data.get("ccache", False)),
+            require_build_depends=bool(data.get("require_build_depends", False)),
         )
     except (TypeError, ValueError) as e:
         raise UserError(f"bad recipe: {e}", where) from None

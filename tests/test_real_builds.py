@@ -93,6 +93,21 @@ def test_linux_recipe_setup_stage_for_the_default_flavours(cluster: Cluster) -> 
         assert f"make -f debian/rules.gen setup_{key}" in log
         assert "KCONFIG='debian/config/config " in log  # the flavour's Debian config
         assert "the build did not produce" not in log  # its .config was written
+        assert "== kbo stage check Build-Depends ==" in log
+
+    # The full recipe needs every Build-Depends; this host lacks the tools' ones.
+    full = cluster.submit(
+        "--recipe",
+        "linux",
+        "--arch",
+        "alpha",
+        "--flavour",
+        "alpha-smp",
+        "--wait",
+        timeout=BUILD_TIMEOUT,
+    )
+    error = full["jobs"][0]["first_error"]
+    assert error.startswith("missing Build-Depends: ") and "libaudit-dev" in error
 
 
 def test_qemu_executor_builds_natively_in_a_mipsel_chroot(cluster: Cluster) -> None:

@@ -29,7 +29,7 @@ import recipes
 from orchestrator import messaging
 from orchestrator.config import Config
 from orchestrator.errors import KboError
-from workers import artifacts, runner, sandbox, smoke, source
+from workers import artifacts, build_deps, runner, sandbox, smoke, source
 from workers.executors import Execution, prepare_execution
 from workers.first_error import first_error
 
@@ -140,6 +140,10 @@ class BuildAttempt:
         execution = prepare_execution(executor, info, self.config, job_dir, out)
         if uid is not None and gid is not None:
             os.chown(job_dir, uid, gid)
+        if prepared is not None and (
+            missing := self._build_depends(recipe, execution, prepared, job, out)
+        ):
+            return missing
         failure = self._steps(job, recipe, execution, prepared, job_dir, out, uid, gid)
         if failure:
             return failure
@@ -162,6 +166,28 @@ class BuildAttempt:
             return smoke.check(
                 info, Path(libc_dev.path), job_dir / ".kbo" / "smoke", prepared.upstream, out
             )
+        return None
+
+    def _build_depends(
+        self,
+        recipe: recipes.Recipe,
+        execution: Execution,
+        prepared: source.Prepared,
+        job: dict[str, Any],
+        out: BinaryIO,
+    ) -> str | None:
+        """Report unmet Build-Depends; fail when the recipe needs them all (a full build)."""
+        _stage(out, "check Build-Depends")
+        profiles = execution.env.get("DEB_BUILD_PROFILES", "").split() + list(recipe.profiles)
+        root = Path(execution.chroot.lower) if execution.chroot else None
+        control = (prepared.src / "debian" / "control").read_text(errors="replace")
+        missing = build_deps.unmet(control, job["arch"], profiles, build_deps.installed_names(root))
+        if not missing:
+            out.write(b"kbo: every Build-Depends is installed\n")
+            return None
+        out.write(f"kbo: Build-Depends not installed here: {', '.join(missing)}\n".encode())
+        if recipe.require_build_depends:
+            return f"missing Build-Depends: {', '.join(missing)}"
         return None
 
     def _executor(self, arch: str, recipe: recipes.Recipe) -> str:
