@@ -7,12 +7,8 @@ import os
 import socket
 from typing import Any
 
-from orchestrator import messaging
-from orchestrator.celery_app import COORDINATOR_QUEUE, make_app
 from orchestrator.cli.common import add_config_argument, setup_logging
 from orchestrator.config import load_config
-from orchestrator.coordinator import Coordinator, start_sweeper
-from orchestrator.coordinator import register as register_tasks
 from orchestrator.errors import EXIT_OK
 from orchestrator.local import coordinator_lock
 from orchestrator.state import State
@@ -30,6 +26,11 @@ def register(verbs: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator import messaging
+    from orchestrator.celery_app import COORDINATOR_QUEUE, make_app
+    from orchestrator.coordinator import Coordinator, start_sweeper
+    from orchestrator.coordinator import register as register_tasks
+
     config = load_config(args.config)
     setup_logging()
     State(config.database).check_writable()  # fail before taking anything from the queue

@@ -9,13 +9,10 @@ import socket
 import sys
 import time
 import uuid
-from typing import Any
-
-from celery import Celery
+from typing import TYPE_CHECKING, Any
 
 import arches
-from orchestrator import dpkg_arch, messaging
-from orchestrator.celery_app import make_app
+from orchestrator import dpkg_arch
 from orchestrator.cli.common import add_config_argument
 from orchestrator.cli.matrix_cmd import add_selection_arguments, selection_from
 from orchestrator.config import Config, load_config
@@ -23,6 +20,9 @@ from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, KboError, UserError
 from orchestrator.local import LocalServices
 from orchestrator.state import State
 from orchestrator.table import format_table
+
+if TYPE_CHECKING:  # Celery is imported by the verbs that talk to a broker, not at start-up
+    from celery import Celery
 
 GLOB_CHARACTERS = set("*?[")
 
@@ -61,6 +61,9 @@ def check_arch_names(patterns: tuple[str, ...]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator import messaging
+    from orchestrator.celery_app import make_app
+
     config = load_config(args.config)
     selection = selection_from(args)
     check_arch_names(selection.arches)
@@ -97,6 +100,8 @@ def _source(source: str | None) -> str | None:
 
 
 def _submit(app: Celery, config: Config, request: dict[str, Any], args: argparse.Namespace) -> int:
+    from orchestrator import messaging
+
     reply = messaging.call(app, "kbo.submit", request, timeout=config.reply_seconds)
     if "error" in reply:
         error = KboError(reply["error"])
@@ -128,6 +133,8 @@ def _submit(app: Celery, config: Config, request: dict[str, Any], args: argparse
 
 def follow(app: Celery, run_id: str, out: Any) -> dict[str, Any]:
     """Poll the run until every job has ended; print each change as it happens."""
+    from orchestrator import messaging
+
     seen: dict[str, str] = {}
     start = time.monotonic()
     while True:

@@ -8,14 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 import arches
-from orchestrator import dpkg_arch, messaging
-from orchestrator.celery_app import build_queue, make_app
+from orchestrator import dpkg_arch
 from orchestrator.cli.common import add_config_argument, setup_logging
 from orchestrator.config import load_config
 from orchestrator.errors import EXIT_OK, UserError
 from orchestrator.matrix import split_globs
 from recipes import EXECUTORS
-from workers import build
 from workers.capabilities import ArchCapability, probe_arch
 
 
@@ -68,6 +66,10 @@ def capabilities(names: list[str] | None, unchecked: bool = False) -> list[ArchC
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator import messaging
+    from orchestrator.celery_app import build_queue, make_app
+    from workers import build
+
     config = load_config(args.config)
     setup_logging()
     served = capabilities(None if args.auto else list(split_globs(args.arch)), args.unchecked)
