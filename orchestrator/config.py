@@ -70,6 +70,19 @@ class Config:
     fold_seconds: int = 60
     # Where people read full logs: "<log_url>/<arch>_<featureset>_<flavour>/<attempt>.log.gz".
     log_url: str = ""
+    # Snapshot runs (`kbo snapshot`, cron or the coordinator's beat): how far an arch may
+    # fall behind before it is built whatever the capacity ("alpha:5" commits, "hppa:7d"
+    # days, "*:20" any arch), and how many jobs may be in flight at once (0: no limit).
+    max_staleness: tuple[str, ...] = ()
+    snapshot_max_jobs: int = 0
+    # When set, `kbo coordinator --beat` runs snapshots on this schedule (a crontab line
+    # such as "0 */6 * * *", or seconds), and a cron-started `kbo snapshot --scheduled`
+    # refuses to run: one scheduler at a time.
+    snapshot_schedule: str = ""
+    # The coordinator rewrites this HTML status page after each snapshot and each result.
+    status_page: str = ""
+    # A snapshot also mails the digest of arches not OK, at most once per this many hours.
+    digest_hours: int = 0
     source: str = "defaults"
 
     @property

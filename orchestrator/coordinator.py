@@ -8,16 +8,18 @@ idempotent: re-delivery or a repeated report changes nothing.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
 import recipes
-from orchestrator import gitrepo, messaging, repository
+from orchestrator import digest, gitrepo, messaging, repository, snapshot, standings, status_html
 from orchestrator.config import Config
 from orchestrator.errors import KboError
 from orchestrator.mail import Mailer
@@ -94,6 +96,85 @@ class Coordinator:
     def run_summary(self, run_id: str) -> dict[str, Any] | None:
         return self.state.run(run_id)
 
+    def snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Fetch, find HEAD, and queue what every tracked arch needs to be OK at HEAD.
+
+        The coordinator handles one request at a time, so two snapshots never plan at
+        once; job keys make a repeated snapshot queue nothing twice either way.
+        """
+        try:
+            return self._snapshot(request)
+        except KboError as e:
+            return {"error": str(e), "exit_status": e.exit_status}
+
+    def _snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
+        config, now = self.config, time.time()
+        recipe = request.get("recipe") or config.default_recipe
+        limits = snapshot.parse_limits(config.max_staleness, config.source)
+        found = standings.compute(config, recipe, self.state)
+        sid = repository.source_id(config.repository)
+        rows = self.state.results(sid, recipe)
+        at_head = {
+            (r["arch"], r["featureset"], r["flavour"]): r["state"]
+            for r in rows
+            if r["commit_sha"] == found.head
+        }
+        by_name = {j.key: j for jobs in found.jobs_at_head.values() for j in jobs}
+        needs = snapshot.needs(
+            {
+                a: [(j.arch, j.featureset, j.flavour) for j in js]
+                for a, js in found.jobs_at_head.items()
+            },
+            at_head,
+        )
+        max_jobs = request.get("max_jobs")
+        if max_jobs is None:
+            max_jobs = config.snapshot_max_jobs or None
+        chosen = snapshot.plan(
+            found.arches,
+            found.history,
+            needs,
+            in_flight=sum(r["state"] in ("queued", "running") for r in rows),
+            max_jobs=max_jobs,
+            limits=limits,
+            now=now,
+        )
+        reply: dict[str, Any] = {
+            "head": found.head,
+            "branch": config.branch,
+            "version": found.version,
+            "recipe": recipe,
+            "budget": chosen.budget,
+            "decisions": [dataclasses.asdict(d) for d in chosen.decisions],
+            "run": None,
+        }
+        if request.get("dry_run"):
+            return reply
+        if chosen.jobs:
+            run = {
+                "id": request.get("id") or str(uuid.uuid4()),
+                "submitter": request.get("submitter", "unknown"),
+                "reason": request.get("reason", "snapshot"),
+                "source": sid,
+                "rev": config.branch,
+                "commit": found.head,
+                "recipe": recipe,
+                "version": found.version,
+            }
+            keys = [
+                JobKey(sid, found.head, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
+                for j in (by_name[name] for name in chosen.jobs)
+            ]
+            self.publish(self.state.record_run(run, keys))
+            reply["run"] = self.state.run(run["id"])
+            log.info("snapshot %s at %s: %d jobs", run["id"], found.head[:12], len(keys))
+        if digest.due(config, self.state, now):
+            mail = digest.compose(config, found, now)
+            if mail is not None:
+                digest.queue(config, self.state, *mail, now)
+        self.write_status_page(fetch=False)
+        return reply
+
     # -- reports from workers ----------------------------------------------------------
 
     def claim(self, attempt_id: int, token: str, worker: str, host: str) -> dict[str, Any]:
@@ -120,7 +201,24 @@ class Coordinator:
             log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
         elif verdict.reason != "already recorded":
             Reporter(self.config, self.state).on_result(attempt_id)
+            self.write_status_page(fetch=False)
         return {"accepted": verdict.accepted, "reason": verdict.reason}
+
+    def write_status_page(self, *, fetch: bool) -> None:
+        """Rewrite the configured status page; a failure is logged, never raised."""
+        if not self.config.status_page:
+            return
+        try:
+            found = standings.compute(
+                self.config, self.config.default_recipe, self.state, fetch=fetch
+            )
+            title = f"kbo: {self.config.repository} {self.config.branch}, recipe {found.recipe}"
+            status_html.write(
+                Path(self.config.status_page),
+                status_html.render(title, found.head, found.arches, time.time()),
+            )
+        except Exception:  # the page must never cost a report
+            log.exception("writing the status page %s failed", self.config.status_page)
 
     def _keep_log(self, name: str, attempt_id: int, log_gz: str) -> Path:
         """The worker's compressed log, kept in the coordinator's state directory."""
@@ -170,6 +268,11 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """Plan and record a run keyed by the request id: re-delivery records nothing new."""
         return coordinator.submit(request)
 
+    @app.task(name="kbo.snapshot", acks_late=True)
+    def snapshot_task(request: dict[str, Any]) -> dict[str, Any]:
+        """Queue what every tracked arch needs at HEAD; from `kbo snapshot` or the beat."""
+        return coordinator.snapshot(request)
+
     @app.task(name="kbo.run_summary")
     def run_summary(run_id: str) -> dict[str, Any] | None:
         """Read-only: a run and every job in it."""
@@ -190,7 +293,7 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """Record an outcome once; a repeat is a no-op, a late or foreign report is refused."""
         return coordinator.finished(attempt_id, token, result)
 
-    _ = (submit, run_summary, claim, heartbeat, finished)
+    _ = (submit, snapshot_task, run_summary, claim, heartbeat, finished)
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:

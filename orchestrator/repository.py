@@ -23,8 +23,9 @@ def source_id(source: str) -> str:
     return source if is_url(source) else str(Path(source).expanduser().resolve())
 
 
-def local_repository(source: str, config: Config) -> Path:
-    """A local git repository for SOURCE: the path itself, or a fresh mirror of the URL."""
+def local_repository(source: str, config: Config, *, fetch: bool = True) -> Path:
+    """A local git repository for SOURCE: the path itself, or a mirror of the URL, fetched
+    now unless ``fetch`` is False and a mirror exists."""
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.exists():
@@ -37,7 +38,7 @@ def local_repository(source: str, config: Config) -> Path:
     )
     if not mirror.exists():
         _git_network(["git", "clone", "--quiet", "--mirror", "--", source, str(mirror)], source)
-    else:
+    elif fetch:
         _git_network(["git", "-C", str(mirror), "fetch", "--quiet", "--prune", "origin"], source)
     return mirror
 

@@ -12,3 +12,11 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         for row in (header, *rows)
     ]
     return "\n".join(lines)
+
+
+def format_age(seconds: float) -> str:
+    """The largest whole unit: 3d, 5h, 12m, 40s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

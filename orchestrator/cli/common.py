@@ -13,6 +13,19 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def submitter() -> str:
+    """``user@host`` for the record; works in cron's bare environment too."""
+    import getpass
+    import os
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no LOGNAME/USER and no passwd entry
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
 def setup_logging() -> None:
     """Service processes log to stderr, one line per event."""
     import logging

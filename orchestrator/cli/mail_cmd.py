@@ -7,11 +7,12 @@ import json
 import time
 from typing import Any
 
+from orchestrator import digest
 from orchestrator.cli.common import add_config_argument
-from orchestrator.cli.status_cmd import standings
 from orchestrator.config import load_config
 from orchestrator.errors import EXIT_OK, UserError
 from orchestrator.mail import Mailer
+from orchestrator.standings import compute
 from orchestrator.state import State
 from orchestrator.table import format_table
 
@@ -78,46 +79,13 @@ def run_digest(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if not config.smtp_host:
         raise UserError("no smtp_host configured: nowhere to send the digest")
-    recipe = args.recipe or config.default_recipe
-    head, arches = standings(config, recipe)
-    behind = [a for a in arches if a.state != "OK"]
-    if not behind:
+    state = State(config.database)
+    now = time.time()
+    mail = digest.compose(config, compute(config, args.recipe or config.default_recipe, state), now)
+    if mail is None:
         print("every tracked arch is OK: nothing to send")
         return EXIT_OK
-    now = time.time()
-    lines = [
-        f"{len(behind)} of {len(arches)} tracked arches are not built at HEAD "
-        f"({config.branch} at {head[:12]}, recipe {recipe}):",
-        "",
-    ]
-    for a in behind:
-        good = f"last good {a.last_good.sha[:7]}" if a.last_good else "never built"
-        age = f", for {int((now - a.stale_since) // 86400)} days" if a.stale_since else ""
-        extra = f", failing at {a.failing_commit[:7]}" if a.failing_commit else ""
-        lines.append(
-            f"  {a.name:10} {a.state:8} {good}, "
-            f"{a.commits_behind if a.commits_behind is not None else '?'} commits behind"
-            f"{age}{extra}"
-        )
-    subject = f"[kbo] digest: {len(behind)} arches not built at {head[:7]}"
-    state = State(config.database)
-    with state.transaction() as db:
-        db.execute(
-            "INSERT INTO outbox (kind, data, created_at, due_at, next_try) VALUES"
-            " ('digest', ?, ?, ?, ?)",
-            (
-                json.dumps(
-                    {
-                        "subject": subject,
-                        "body": "\n".join(lines) + "\n",
-                        "recipients": list(config.mail_to),
-                    }
-                ),
-                now,
-                now,
-                now,
-            ),
-        )
+    digest.queue(config, state, *mail, now)
     sent = Mailer(config, state).flush()
-    print(f"{subject}: {'sent' if sent else 'queued (see kbo outbox)'}")
+    print(f"{mail[0]}: {'sent' if sent else 'queued (see kbo outbox)'}")
     return EXIT_OK

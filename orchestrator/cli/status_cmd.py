@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import recipes
-from orchestrator import gitrepo, repository
 from orchestrator.cli.common import add_config_argument
 from orchestrator.config import Config, load_config
-from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, UserError
-from orchestrator.matrix import representatives
-from orchestrator.plan import load_plan
-from orchestrator.staleness import Commit, Result, Standing, assess
+from orchestrator.errors import EXIT_NOT_OK, EXIT_OK
+from orchestrator.staleness import Standing
+from orchestrator.standings import compute
 from orchestrator.state import State
 from orchestrator.status_html import render, write
-from orchestrator.table import format_table
+from orchestrator.table import format_age, format_table
 
 
 def register(verbs: Any) -> None:
@@ -40,46 +35,12 @@ def register(verbs: Any) -> None:
 
 def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
     """HEAD of the tracked branch, and the standing of every tracked arch against it."""
-    if not config.repository:
-        raise UserError("no repository configured (set repository in kbo.toml or KBO_REPOSITORY)")
-    repo = repository.local_repository(config.repository, config)
-    head = gitrepo.resolve(repo, config.branch)
-    history = [Commit(sha, ts) for sha, ts in gitrepo.history(repo, head)]
-
-    per_arch = recipes.scope_of(recipe, config.recipe_dirs) == "arch"
-
-    @functools.cache
-    def jobs_at(sha: str) -> dict[str, set[tuple[str, str]]]:
-        by_arch: dict[str, set[tuple[str, str]]] = {}
-        jobs = load_plan(str(repo), sha).matrix.jobs
-        for job in representatives(jobs) if per_arch else jobs:
-            by_arch.setdefault(job.arch, set()).add((job.featureset, job.flavour))
-        return by_arch
-
-    tracked = list(config.tracked_arches) or sorted(jobs_at(head))
-    for arch in tracked:
-        if arch not in jobs_at(head):
-            raise UserError(
-                f"tracked arch {arch!r} has no jobs in the matrix at {head[:12]}", config.source
-            )
     state = State(config.database)
     try:
-        rows = state.results(repository.source_id(config.repository), recipe)
+        found = compute(config, recipe, state)
     finally:
         state.close()
-    results = [
-        Result(r["commit_sha"], r["arch"], r["featureset"], r["flavour"], r["state"]) for r in rows
-    ]
-    return head, [
-        assess(arch, history, functools.partial(_flavours_of, jobs_at, arch), results)
-        for arch in tracked
-    ]
-
-
-def _flavours_of(
-    jobs_at: Callable[[str], dict[str, set[tuple[str, str]]]], arch: str, sha: str
-) -> set[tuple[str, str]]:
-    return jobs_at(sha).get(arch, set())
+    return found.head, found.arches
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,13 +91,6 @@ def _row(s: Standing, now: float) -> list[str]:
         s.state,
         good,
         "-" if s.commits_behind is None else str(s.commits_behind),
-        "-" if s.stale_since is None else _age(now - s.stale_since),
+        "-" if s.stale_since is None else format_age(now - s.stale_since),
         (s.failing_commit or "-")[:7],
     ]
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"

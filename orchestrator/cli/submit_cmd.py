@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import getpass
+import collections
 import json
-import socket
 import sys
 import time
 import uuid
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import arches
 from orchestrator import dpkg_arch
-from orchestrator.cli.common import add_config_argument
+from orchestrator.cli.common import add_config_argument, submitter
 from orchestrator.cli.matrix_cmd import add_selection_arguments, selection_from
 from orchestrator.config import Config, load_config
 from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, KboError, UserError
@@ -25,6 +24,7 @@ if TYPE_CHECKING:  # Celery is imported by the verbs that talk to a broker, not 
     from celery import Celery
 
 GLOB_CHARACTERS = set("*?[")
+PROGRESS_SECONDS = 30  # --wait prints a line at least this often while builds run
 
 
 def register(verbs: Any) -> None:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         "featuresets": selection.featuresets,
         "flavours": selection.flavours,
         "reason": args.reason,
-        "submitter": f"{getpass.getuser()}@{socket.gethostname()}",
+        "submitter": submitter(),
     }
     if config.embedded:
         state = State(config.database)  # the local coordinator will write here
@@ -120,12 +120,12 @@ def _submit(app: Celery, config: Config, request: dict[str, Any], args: argparse
         file=out,
     )
     if not args.wait:
-        print(_table(reply["jobs"]), file=out)
+        print(jobs_table(reply["jobs"]), file=out)
         if args.json:
             print(json.dumps(_summary(reply), indent=2))
         return EXIT_OK
     final = follow(app, reply["id"], out)
-    print(_table(final["jobs"]), file=out)
+    print(jobs_table(final["jobs"]), file=out)
     if args.json:
         print(json.dumps(_summary(final), indent=2))
     return EXIT_OK if all(j["state"] == "succeeded" for j in final["jobs"]) else EXIT_NOT_OK
@@ -136,13 +136,23 @@ def follow(app: Celery, run_id: str, out: Any) -> dict[str, Any]:
     from orchestrator import messaging
 
     seen: dict[str, str] = {}
-    start = time.monotonic()
+    start = last_line = time.monotonic()
     while True:
         summary: dict[str, Any] = messaging.call(app, "kbo.run_summary", run_id)
+        if time.monotonic() - last_line >= PROGRESS_SECONDS:
+            counts = collections.Counter(job["state"] for job in summary["jobs"])
+            print(
+                f"[{time.monotonic() - start:7.1f}s] "
+                + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+                file=out,
+                flush=True,
+            )
+            last_line = time.monotonic()
         for job in summary["jobs"]:
             if seen.get(job["name"]) != job["state"]:
                 seen[job["name"]] = job["state"]
                 where = f" on {job['worker']}" if job.get("worker") else ""
+                last_line = time.monotonic()
                 print(
                     f"[{time.monotonic() - start:7.1f}s] {job['name']}: {job['state']}{where}"
                     + (f" ({job['executor']})" if job.get("executor") else ""),
@@ -154,7 +164,7 @@ def follow(app: Celery, run_id: str, out: Any) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-def _table(jobs: list[dict[str, Any]]) -> str:
+def jobs_table(jobs: list[dict[str, Any]]) -> str:
     rows = [
         [
             j["arch"],

@@ -1,0 +1,70 @@
+"""The digest: one mail listing the tracked arches not OK at HEAD, queued in the outbox.
+
+``kbo digest`` sends one on demand; snapshot runs queue one at most every ``digest_hours``.
+Arches over their ``max_staleness`` are flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from orchestrator.config import Config
+from orchestrator.snapshot import parse_limits
+from orchestrator.standings import Standings
+from orchestrator.state import State
+
+
+def compose(config: Config, found: Standings, now: float) -> tuple[str, str] | None:
+    """Subject and body, or None when every tracked arch is OK."""
+    behind = [a for a in found.arches if a.state != "OK"]
+    if not behind:
+        return None
+    limits = parse_limits(config.max_staleness, config.source)
+    lines = [
+        f"{len(behind)} of {len(found.arches)} tracked arches are not built at HEAD "
+        f"({config.branch} at {found.head[:12]}, recipe {found.recipe}):",
+        "",
+    ]
+    over = 0
+    for a in behind:
+        good = f"last good {a.last_good.sha[:7]}" if a.last_good else "never built"
+        count = a.commits_behind if a.commits_behind is not None else len(found.history)
+        age = now - a.stale_since if a.stale_since else 0.0
+        limit = limits.get(a.name) or limits.get("*")
+        flag = limit.exceeded(count, age) if limit else None
+        over += flag is not None
+        lines.append(
+            f"  {a.name:10} {a.state:8} {good}, {count} commits behind"
+            + (f", for {int(age // 86400)} days" if a.stale_since else "")
+            + (f", failing at {a.failing_commit[:7]}" if a.failing_commit else "")
+            + (f"\n  {'':10} OVER LIMIT: {flag}" if flag else "")
+        )
+    flagged = f", {over} over max_staleness" if over else ""
+    subject = f"[kbo] digest: {len(behind)} arches not built at {found.head[:7]}{flagged}"
+    return subject, "\n".join(lines) + "\n"
+
+
+def queue(config: Config, state: State, subject: str, body: str, now: float) -> None:
+    with state.transaction() as db:
+        db.execute(
+            "INSERT INTO outbox (kind, data, created_at, due_at, next_try) VALUES"
+            " ('digest', ?, ?, ?, ?)",
+            (
+                json.dumps({"subject": subject, "body": body, "recipients": list(config.mail_to)}),
+                now,
+                now,
+                now,
+            ),
+        )
+
+
+def due(config: Config, state: State, now: float | None = None) -> bool:
+    """Whether a snapshot should queue a digest now: configured, and none in the last
+    ``digest_hours``."""
+    if not config.digest_hours or not config.smtp_host:
+        return False
+    now = time.time() if now is None else now
+    query = "SELECT MAX(created_at) FROM outbox WHERE kind = 'digest'"
+    last = state.db.execute(query).fetchone()[0]
+    return last is None or now - last >= config.digest_hours * 3600

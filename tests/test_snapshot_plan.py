@@ -1,0 +1,144 @@
+"""Snapshot planning (pure): stalest first, max_staleness, retries last, capacity."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.errors import UserError
+from orchestrator.snapshot import Limit, Need, needs, parse_limits, plan
+from orchestrator.staleness import Commit, Standing
+
+DAY = 86400
+NOW = 100 * DAY
+# Five commits, one a day, newest first: c4 (today) ... c0 (four days ago).
+HISTORY = [Commit(f"c{i}", NOW - (4 - i) * DAY) for i in range(4, -1, -1)]
+
+
+def standing(arch: str, behind: int | None, state: str = "STALE") -> Standing:
+    if behind == 0:
+        return Standing(arch, "OK", HISTORY[0], 0, None)
+    if behind is None:
+        return Standing(arch, "NEVER", None, None, None)
+    good = HISTORY[behind]
+    return Standing(arch, state, good, behind, HISTORY[behind - 1].timestamp)
+
+
+def one_job(*arches: str, failed: tuple[str, ...] = ()) -> dict[str, Need]:
+    return {a: Need((f"{a}_none_x",), a in failed) for a in arches}
+
+
+def queued(result: object) -> list[str]:
+    return [d.arch for d in result.decisions if d.jobs]  # type: ignore[attr-defined]
+
+
+def test_the_arches_furthest_behind_go_first() -> None:
+    arches = [standing("amd64", 1), standing("alpha", 3), standing("hppa", 2), standing("mips", 3)]
+    result = plan(
+        arches, HISTORY, one_job("amd64", "alpha", "hppa", "mips"),
+        in_flight=0, max_jobs=2, limits={}, now=NOW,
+    )  # fmt: skip
+    assert queued(result) == ["alpha", "mips"]
+    waiting = {d.arch: d.why for d in result.decisions if d.waiting}
+    assert set(waiting) == {"amd64", "hppa"}
+    assert "waits for capacity" in waiting["hppa"]
+
+
+def test_never_built_counts_as_the_whole_history() -> None:
+    arches = [standing("alpha", 4), standing("hppa", None)]
+    result = plan(
+        arches, HISTORY, one_job("alpha", "hppa"), in_flight=0, max_jobs=1, limits={}, now=NOW
+    )
+    assert queued(result) == ["hppa"]
+    assert result.decisions[1].behind == 5
+
+
+def test_equal_commits_behind_the_longer_stale_goes_first() -> None:
+    old = Standing("mips", "STALE", HISTORY[2], 2, NOW - 10 * DAY)
+    new = Standing("alpha", "STALE", HISTORY[2], 2, NOW - DAY)
+    result = plan(
+        [new, old], HISTORY, one_job("alpha", "mips"), in_flight=0, max_jobs=1, limits={}, now=NOW
+    )
+    assert queued(result) == ["mips"]
+
+
+def test_an_arch_over_max_staleness_is_always_built_and_says_why() -> None:
+    arches = [standing("alpha", 4), standing("hppa", 4), standing("mips", 1)]
+    limits = parse_limits(["mips:0", "*:10"], "kbo.toml")
+    result = plan(
+        arches, HISTORY, one_job("alpha", "hppa", "mips"),
+        in_flight=0, max_jobs=2, limits=limits, now=NOW,
+    )  # fmt: skip
+    assert sorted(queued(result)) == ["alpha", "mips"]  # mips first, then the stalest
+    over = plan(
+        arches, HISTORY, one_job("alpha", "hppa", "mips"),
+        in_flight=5, max_jobs=2, limits=limits, now=NOW,
+    )  # fmt: skip
+    assert queued(over) == ["mips"]  # even with no capacity left
+    mips = next(d for d in result.decisions if d.arch == "mips")
+    assert mips.over_limit == "1 commits behind, over max_staleness 0"
+    assert "always built" in mips.why
+
+
+def test_days_limit() -> None:
+    assert Limit(days=2).exceeded(1, 3 * DAY) == "stale 3.0 days, over max_staleness 2d"
+    assert Limit(days=2).exceeded(1, DAY) is None
+    assert parse_limits(["hppa:7d", "alpha:5"], "x") == {
+        "hppa": Limit(days=7),
+        "alpha": Limit(commits=5),
+    }
+
+
+@pytest.mark.parametrize("entry", ["alpha", "alpha:", "alpha:five", "Alpha:5", "alpha:5w"])
+def test_malformed_limits_name_the_entry(entry: str) -> None:
+    with pytest.raises(UserError, match="max_staleness entry") as error:
+        parse_limits([entry], "/etc/kbo/kbo.toml")
+    assert "/etc/kbo/kbo.toml" in str(error.value)
+
+
+def test_a_failure_at_head_is_retried_only_with_spare_capacity() -> None:
+    arches = [standing("alpha", 3, "FAILING"), standing("hppa", 1)]
+    needs_ = one_job("alpha", "hppa", failed=("alpha",))
+    limits = {"*": Limit(commits=0)}
+    tight = plan(arches, HISTORY, needs_, in_flight=0, max_jobs=1, limits=limits, now=NOW)
+    assert queued(tight) == ["hppa"]
+    roomy = plan(arches, HISTORY, needs_, in_flight=0, max_jobs=5, limits=limits, now=NOW)
+    assert queued(roomy) == ["alpha", "hppa"]
+    assert "retried with spare capacity" in roomy.decisions[0].why
+
+
+def test_jobs_in_flight_use_up_the_capacity() -> None:
+    arches = [standing("alpha", 2), standing("hppa", 2)]
+    result = plan(
+        arches, HISTORY, one_job("alpha", "hppa"), in_flight=2, max_jobs=2, limits={}, now=NOW
+    )
+    assert result.budget == 0
+    assert queued(result) == []
+    unlimited = plan(
+        arches, HISTORY, one_job("alpha", "hppa"), in_flight=2, max_jobs=None, limits={}, now=NOW
+    )
+    assert queued(unlimited) == ["alpha", "hppa"]
+
+
+def test_an_arch_is_split_when_capacity_ends_inside_it() -> None:
+    arches = [standing("mips", 2)]
+    need = {"mips": Need(("mips_none_4kc-malta", "mips_none_5kc-malta", "mips_none_octeon"), False)}
+    result = plan(arches, HISTORY, need, in_flight=0, max_jobs=2, limits={}, now=NOW)
+    assert result.jobs == ["mips_none_4kc-malta", "mips_none_5kc-malta"]
+    assert result.decisions[0].waiting == ("mips_none_octeon",)
+
+
+def test_needs_leave_out_what_succeeded_or_is_in_flight_at_head() -> None:
+    jobs = {
+        "alpha": [("alpha", "none", "alpha-generic"), ("alpha", "none", "alpha-smp")],
+        "hppa": [("hppa", "none", "parisc")],
+        "mips": [("mips", "none", "4kc-malta"), ("mips", "none", "octeon")],
+    }
+    states = {
+        ("alpha", "none", "alpha-generic"): "succeeded",
+        ("alpha", "none", "alpha-smp"): "running",
+        ("mips", "none", "octeon"): "failed",
+    }
+    found = needs(jobs, states)
+    assert found["alpha"] == Need((), False)
+    assert found["hppa"] == Need(("hppa_none_parisc",), False)
+    assert found["mips"] == Need(("mips_none_4kc-malta", "mips_none_octeon"), True)
