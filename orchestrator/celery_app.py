@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu.entity import Exchange, Queue
 from kombu.utils.url import maybe_sanitize_url
 
@@ -71,6 +72,23 @@ def make_app(config: Config) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+def snapshot_schedule(config: Config) -> float | crontab:
+    """``snapshot_schedule`` as Celery beat reads it: seconds, or a crontab line."""
+    text = config.snapshot_schedule.strip()
+    if text.isdigit() and int(text) > 0:
+        return float(text)
+    fields = text.split()
+    if len(fields) == 5:
+        try:
+            return crontab(*fields)
+        except ValueError:
+            pass
+    raise UserError(
+        f'snapshot_schedule {text!r} is neither seconds nor a crontab line like "0 */6 * * *"',
+        config.source,
+    )
 
 
 def _dir(path: Path) -> Path:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 from typing import Any
 
 from orchestrator.cli.common import add_config_argument, setup_logging
 from orchestrator.config import load_config
-from orchestrator.errors import EXIT_OK
+from orchestrator.errors import EXIT_OK, UserError
 from orchestrator.local import coordinator_lock
 from orchestrator.state import State
 
@@ -22,23 +23,47 @@ def register(verbs: Any) -> None:
         "re-enqueue jobs whose worker stopped renewing its lease.",
     )
     add_config_argument(parser)
+    parser.add_argument(
+        "--beat",
+        action="store_true",
+        help="also run snapshots on snapshot_schedule (Celery beat); cron must not then",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from orchestrator import messaging
-    from orchestrator.celery_app import COORDINATOR_QUEUE, make_app
+    from orchestrator.celery_app import COORDINATOR_QUEUE, make_app, snapshot_schedule
     from orchestrator.coordinator import Coordinator, start_sweeper
     from orchestrator.coordinator import register as register_tasks
 
     config = load_config(args.config)
     setup_logging()
+    if args.beat and not config.snapshot_schedule:
+        raise UserError("--beat needs snapshot_schedule in the config", config.source)
     State(config.database).check_writable()  # fail before taking anything from the queue
     lock = coordinator_lock(config)
     app = make_app(config)
     messaging.check_broker(app)
     coordinator = Coordinator(config, app)
     register_tasks(app, coordinator)
+    beat = []
+    if args.beat:
+        app.conf.beat_schedule = {
+            "kbo-snapshot": {
+                "task": "kbo.snapshot",
+                "schedule": snapshot_schedule(config),
+                "args": [
+                    {"reason": "scheduled (beat)", "submitter": f"beat@{socket.gethostname()}"}
+                ],
+            }
+        }
+        beat = ["--beat", "--schedule", str(config.state_path / "beat-schedule")]
+    elif config.snapshot_schedule:
+        logging.getLogger("kbo.coordinator").warning(
+            "snapshot_schedule is set but this coordinator runs without --beat: "
+            "no scheduled snapshots"
+        )
     stop = start_sweeper(coordinator)
     try:
         app.worker_main(
@@ -55,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 "--without-heartbeat",
                 "--loglevel",
                 "INFO",
+                *beat,
             ]
         )
     finally:
