@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 import shutil
 import tarfile
@@ -90,18 +91,23 @@ def verify(path: Path, expected: DscFile, where: str) -> None:
             raise UserError(f"{expected.name}: SHA-256 does not match", where)
 
 
-def unpack_debian(tarball: Path, dest: Path, want: Callable[[str], bool]) -> Path:
+def unpack_debian(
+    tarball: Path, dest: Path, want: Callable[[str], bool], *, links: bool = False
+) -> Path:
     """Extract the regular files whose path (below ``debian/``) ``want`` accepts.
 
-    Member names are checked one by one: no absolute paths, no ``..``, no links or
-    devices. Returns ``dest/debian``.
+    Member names are checked one by one: no absolute paths, no ``..``, no devices, and
+    no links unless ``links``; then only symlinks that stay inside ``debian/`` (the
+    kernel's ``debian/bin/debian_linux`` is one). Returns ``dest/debian``.
     """
     root = dest / "debian"
     try:
         with tarfile.open(tarball) as tar:
             for member in tar:
                 name = member.name.removeprefix("./")
-                if not name.startswith("debian/") or not member.isfile():
+                if not name.startswith("debian/") or not (
+                    member.isfile() or (links and member.issym())
+                ):
                     continue
                 relative = name.removeprefix("debian/")
                 parts = relative.split("/")
@@ -109,10 +115,23 @@ def unpack_debian(tarball: Path, dest: Path, want: Callable[[str], bool]) -> Pat
                     continue
                 target = root.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
+                if member.issym():
+                    _symlink_inside(relative, member.linkname, target, tarball)
+                    continue
                 source = tar.extractfile(member)
                 if source is not None:
                     with source, target.open("wb") as out:
                         shutil.copyfileobj(source, out)
+                    target.chmod(0o755 if member.mode & 0o111 else 0o644)
     except (tarfile.TarError, EOFError, OSError) as e:
         raise UserError(f"cannot unpack: {e}", str(tarball)) from None
     return root
+
+
+def _symlink_inside(relative: str, link: str, target: Path, tarball: Path) -> None:
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), link))
+    if link.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        raise UserError(
+            f"refusing symlink debian/{relative} -> {link}: leaves debian/", str(tarball)
+        )
+    target.symlink_to(link)

@@ -14,7 +14,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from orchestrator.config import Config
 from orchestrator.dsc import read_dsc
+from orchestrator.import_dsc import import_dsc
 from tests.conftest import FIXTURES
 from workers import fetch
 
@@ -50,12 +52,8 @@ def commit_all(repo: Path, message: str) -> str:
 
 
 def packaging_repo(dest: Path) -> Path:
-    """A git repository holding the complete debian/ of linux 6.1.176-1."""
-    dest.mkdir(parents=True)
-    with tarfile.open(downloaded("linux_6.1.176-1.debian.tar.xz")) as tar:
-        tar.extractall(dest)  # noqa: S202 (Debian's own tarball, checksum verified)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
-    commit_all(dest, "Import linux 6.1.176-1")
+    """A git repository holding the complete debian/ of linux 6.1.176-1 (kbo import-dsc)."""
+    import_dsc(DSC, dest, "main", Config(cache_dir=str(CACHE)))
     return dest
 
 

@@ -106,3 +106,48 @@ def test_dsc_naming_a_file_outside_its_directory_is_refused(kbo: RunKbo, tmp_pat
     result = kbo("matrix", dsc)
     assert result.returncode == 2
     assert "refusing file name '../linux_6.1.176-1.debian.tar.gz'" in result.stderr
+
+
+def test_import_dsc_makes_a_repository_committed_as_the_changelog_entry(
+    kbo: RunKbo, tmp_path: Path
+) -> None:
+    tree = copy_debian(LINUX_61, tmp_path / "tree")
+    (tree / "debian/bin").mkdir()
+    (tree / "debian/bin/gencontrol.py").write_text("#!/usr/bin/python3\n")
+    (tree / "debian/bin/gencontrol.py").chmod(0o755)
+    (tree / "debian/bin/debian_linux").symlink_to("../changelog")
+    dsc = make_dsc(tmp_path, tree)
+    result = kbo("import-dsc", dsc, tmp_path / "repo")
+    assert result.returncode == 0, result.stderr
+    repo = tmp_path / "repo"
+    assert git(repo, "log", "--format=%an <%ae>|%s") == (
+        "Ben Hutchings <benh@debian.org>|Import linux 6.1.176-1"
+    )
+    assert git(repo, "ls-files", "-s", "debian/bin").split("\n") == [
+        line.format(
+            *(
+                git(repo, "rev-parse", f"HEAD:debian/bin/{n}")
+                for n in ("debian_linux", "gencontrol.py")
+            )
+        )
+        for line in (
+            "120000 {0} 0\tdebian/bin/debian_linux",
+            "100755 {1} 0\tdebian/bin/gencontrol.py",
+        )
+    ]
+    again = kbo("import-dsc", dsc, tmp_path / "repo")
+    assert (again.returncode, again.stderr) == (2, f"kbo: {repo}: exists and is not empty\n")
+
+
+def test_import_dsc_refuses_a_symlink_out_of_debian(kbo: RunKbo, tmp_path: Path) -> None:
+    tree = copy_debian(LINUX_61, tmp_path / "tree")
+    (tree / "debian/escape").symlink_to("../../etc/passwd")
+    dsc = make_dsc(tmp_path, tree)
+    result = kbo("import-dsc", dsc, tmp_path / "repo")
+    assert result.returncode == 2
+    assert "refusing symlink debian/escape -> ../../etc/passwd: leaves debian/" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "linux_6.1.176-1.debian.tar.gz",
+        "linux_6.1.176-1.dsc",
+        "tree",
+    ]  # no repository, no half-made one

@@ -12,6 +12,7 @@ from orchestrator.cli import (
     arches_cmd,
     chroot_cmd,
     coordinator_cmd,
+    import_cmd,
     mail_cmd,
     matrix_cmd,
     snapshot_cmd,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         worker_cmd,
         coordinator_cmd,
         chroot_cmd,
+        import_cmd,
         mail_cmd,
     )
     for command in commands:
