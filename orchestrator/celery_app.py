@@ -19,6 +19,9 @@ from orchestrator.config import Config
 from orchestrator.errors import UserError
 
 COORDINATOR_QUEUE = "kbo.coordinator"
+# Embedded mode: kombu's and Celery's file-based parts, with writes made atomic.
+ATOMIC_TRANSPORT = "orchestrator.filesystem_broker:Transport"
+ATOMIC_BACKEND = "orchestrator.filesystem_broker:ResultBackend"
 
 
 def build_queue(arch: str) -> str:
@@ -34,7 +37,8 @@ def make_app(config: Config) -> Celery:
     app = Celery("kbo", set_as_current=False)
     transport_options: dict[str, object] = {"visibility_timeout": config.visibility_timeout}
     if config.embedded:
-        broker, backend = "filesystem://", f"file://{_dir(config.state_path / 'results')}"
+        broker = "filesystem://"
+        backend = f"{ATOMIC_BACKEND}+file://{_dir(config.state_path / 'results')}"
         folder = str(_dir(config.state_path / "broker"))
         transport_options |= {
             "data_folder_in": folder,
@@ -44,6 +48,8 @@ def make_app(config: Config) -> Celery:
         }
     else:
         broker = backend = config.broker_url
+    if config.embedded:
+        app.conf.broker_transport = ATOMIC_TRANSPORT
     app.conf.update(
         broker_url=broker,
         result_backend=backend,

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from orchestrator.config import Config
-from orchestrator.errors import UserError
+from orchestrator.errors import InfraError, UserError
 
 
 def coordinator_lock(config: Config) -> int:
@@ -62,6 +62,8 @@ class LocalServices:
 
     def __init__(self, config: Config, config_path: str | None, *, workers: bool) -> None:
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.names: list[str] = []
+        self.logs: list[Path] = []
         logs = config.state_path / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         base = [sys.executable, "-m", "orchestrator.cli"]
@@ -72,6 +74,8 @@ class LocalServices:
             self._start([*base, "worker", "--auto", *extra], logs / "worker.log")
 
     def _start(self, argv: list[str], log: Path) -> None:
+        self.names.append(argv[3])
+        self.logs.append(log)
         with log.open("ab") as out:
             self.processes.append(
                 subprocess.Popen(
@@ -83,6 +87,14 @@ class LocalServices:
                     preexec_fn=_die_with_parent,
                 )
             )
+
+    def check(self) -> None:
+        """Raise if a service this command started has died: nothing would build its jobs."""
+        for process, name, log in zip(self.processes, self.names, self.logs, strict=True):
+            if process.poll() is not None:
+                raise InfraError(
+                    f"the local {name} exited with status {process.returncode}", str(log)
+                )
 
     def __enter__(self) -> LocalServices:
         return self

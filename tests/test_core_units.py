@@ -32,10 +32,14 @@ def test_celery_settings_for_builds_that_last_hours(tmp_path: Path) -> None:
 
 
 def test_embedded_mode_uses_the_filesystem_under_the_state_dir(tmp_path: Path) -> None:
-    conf = make_app(Config(state_dir=str(tmp_path))).conf
+    app = make_app(Config(state_dir=str(tmp_path)))
+    conf = app.conf
     assert conf.broker_url == "filesystem://"
     assert conf.broker_transport_options["data_folder_in"] == str(tmp_path / "broker")
-    assert conf.result_backend == f"file://{tmp_path / 'results'}"
+    assert conf.result_backend.endswith(f"+file://{tmp_path / 'results'}")
+    with app.connection_for_write() as connection:  # kombu's, with atomic writes
+        assert type(connection.transport).__module__ == "orchestrator.filesystem_broker"
+    assert type(app.backend).__module__ == "orchestrator.filesystem_broker"
 
 
 def test_environment_overrides_the_config_file(tmp_path: Path) -> None:

@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     setup_logging()
+    # One line per task with its whole result drowns the log (followers poll twice a
+    # second); kbo's own loggers say what matters.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
     if args.beat and not config.snapshot_schedule:
         raise UserError("--beat needs snapshot_schedule in the config", config.source)
     State(config.database).check_writable()  # fail before taking anything from the queue

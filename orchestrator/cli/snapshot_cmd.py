@@ -13,6 +13,7 @@ from typing import Any
 from orchestrator.cli.common import add_config_argument, submitter
 from orchestrator.config import Config, load_config
 from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, KboError, UserError
+from orchestrator.local import LocalServices
 from orchestrator.snapshot import parse_limits
 from orchestrator.table import format_age, format_table
 
@@ -50,7 +51,6 @@ def register(verbs: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from orchestrator import messaging
     from orchestrator.celery_app import make_app
-    from orchestrator.local import LocalServices
 
     config = load_config(args.config)
     if args.scheduled and config.snapshot_schedule:
@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
         app = make_app(config)
         messaging.check_broker(app)
         if not config.embedded:
-            return _snapshot(app, config, request, args, wait=args.wait)
+            return _snapshot(app, config, request, args, wait=args.wait, services=None)
         # Embedded: only this command's own worker can build what it queues.
-        with LocalServices(config, args.config, workers=not args.dry_run):
-            return _snapshot(app, config, request, args, wait=not args.dry_run)
+        with LocalServices(config, args.config, workers=not args.dry_run) as services:
+            return _snapshot(app, config, request, args, wait=not args.dry_run, services=services)
     finally:
         os.close(lock)
 
@@ -111,7 +111,15 @@ def _snapshot_lock(config: Config) -> int | None:
     return fd
 
 
-def _snapshot(app: Any, config: Config, request: dict[str, Any], args: Any, *, wait: bool) -> int:
+def _snapshot(
+    app: Any,
+    config: Config,
+    request: dict[str, Any],
+    args: Any,
+    *,
+    wait: bool,
+    services: LocalServices | None,
+) -> int:
     from orchestrator import messaging
     from orchestrator.cli.submit_cmd import follow, jobs_table
 
@@ -124,7 +132,7 @@ def _snapshot(app: Any, config: Config, request: dict[str, Any], args: Any, *, w
     print(_plan_text(reply, request), file=out, flush=True)
     run = reply["run"]
     if run is not None and wait:
-        run = follow(app, run["id"], out)
+        run = follow(app, run["id"], out, reply_seconds=config.reply_seconds, services=services)
         print(jobs_table(run["jobs"]), file=out)
     if args.json:
         print(json.dumps(reply | {"run": run}, indent=2))

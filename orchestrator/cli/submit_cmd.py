@@ -15,7 +15,7 @@ from orchestrator import dpkg_arch
 from orchestrator.cli.common import add_config_argument, submitter
 from orchestrator.cli.matrix_cmd import add_selection_arguments, selection_from
 from orchestrator.config import Config, load_config
-from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, KboError, UserError
+from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, InfraError, KboError, UserError
 from orchestrator.local import LocalServices
 from orchestrator.state import State
 from orchestrator.table import format_table
@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
     app = make_app(config)
     messaging.check_broker(app)
     if config.embedded:
-        with LocalServices(config, args.config, workers=args.wait):
-            return _submit(app, config, request, args)
-    return _submit(app, config, request, args)
+        with LocalServices(config, args.config, workers=args.wait) as services:
+            return _submit(app, config, request, args, services)
+    return _submit(app, config, request, args, None)
 
 
 def _source(source: str | None) -> str | None:
@@ -99,7 +99,13 @@ def _source(source: str | None) -> str | None:
     return source_id(source)
 
 
-def _submit(app: Celery, config: Config, request: dict[str, Any], args: argparse.Namespace) -> int:
+def _submit(
+    app: Celery,
+    config: Config,
+    request: dict[str, Any],
+    args: argparse.Namespace,
+    services: LocalServices | None,
+) -> int:
     from orchestrator import messaging
 
     reply = messaging.call(app, "kbo.submit", request, timeout=config.reply_seconds)
@@ -124,21 +130,40 @@ def _submit(app: Celery, config: Config, request: dict[str, Any], args: argparse
         if args.json:
             print(json.dumps(_summary(reply), indent=2))
         return EXIT_OK
-    final = follow(app, reply["id"], out)
+    final = follow(app, reply["id"], out, reply_seconds=config.reply_seconds, services=services)
     print(jobs_table(final["jobs"]), file=out)
     if args.json:
         print(json.dumps(_summary(final), indent=2))
     return EXIT_OK if all(j["state"] == "succeeded" for j in final["jobs"]) else EXIT_NOT_OK
 
 
-def follow(app: Celery, run_id: str, out: Any) -> dict[str, Any]:
-    """Poll the run until every job has ended; print each change as it happens."""
+def follow(
+    app: Celery,
+    run_id: str,
+    out: Any,
+    *,
+    reply_seconds: float,
+    services: LocalServices | None = None,
+) -> dict[str, Any]:
+    """Poll the run until every job has ended; print each change as it happens. A local
+    coordinator or worker that dies ends the wait with an error; a remote coordinator
+    that stops answering (a restart) is waited for."""
     from orchestrator import messaging
 
     seen: dict[str, str] = {}
     start = last_line = time.monotonic()
     while True:
-        summary: dict[str, Any] = messaging.call(app, "kbo.run_summary", run_id)
+        if services is not None:
+            services.check()
+        try:
+            summary: dict[str, Any] = messaging.call(
+                app, "kbo.run_summary", run_id, timeout=reply_seconds
+            )
+        except InfraError as e:
+            if services is not None:
+                services.check()
+            print(f"[{time.monotonic() - start:7.1f}s] {e}; still waiting", file=out, flush=True)
+            continue
         if time.monotonic() - last_line >= PROGRESS_SECONDS:
             counts = collections.Counter(job["state"] for job in summary["jobs"])
             print(
