@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from dataclasses import replace
 from typing import Any
@@ -65,6 +66,16 @@ def capabilities(names: list[str] | None, unchecked: bool = False) -> list[ArchC
     return [replace(c, executors=(*c.executors, "none")) for c in found if c.executors]
 
 
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def system_path(path: str) -> str:
+    """PATH with the system directories added: a worker started from cron (PATH=/usr/bin:/bin)
+    still finds pivot_root, which util-linux puts in /usr/sbin."""
+    parts = [p for p in path.split(":") if p]
+    return ":".join(parts + [d for d in SYSTEM_PATH if d not in parts])
+
+
 def run(args: argparse.Namespace) -> int:
     from orchestrator import messaging
     from orchestrator.celery_app import build_queue, make_app
@@ -72,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     setup_logging()
+    os.environ["PATH"] = system_path(os.environ.get("PATH", ""))
     served = capabilities(None if args.auto else list(split_globs(args.arch)), args.unchecked)
     if not served:
         raise UserError("this host can build no arch (see `kbo arches`)")
