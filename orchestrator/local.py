@@ -17,23 +17,39 @@ from orchestrator.config import Config
 from orchestrator.errors import InfraError, UserError
 
 
-def coordinator_lock(config: Config) -> int:
-    """Hold the coordinator lock for this process's life; one coordinator per state dir."""
-    path = config.state_path / "coordinator.lock"
+def try_lock(path: Path, what: str) -> int | None:
+    """Take the lock file ``path`` without waiting, writing our pid in it; the returned
+    descriptor holds the lock until it is closed or the process ends. None when another
+    process holds it (``lock_holder`` names it)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise UserError(f"cannot create the coordinator lock: {e.strerror}", str(path)) from None
+        raise UserError(f"cannot create the {what} lock: {e.strerror}", str(path)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def lock_holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def coordinator_lock(config: Config) -> int:
+    """Hold the coordinator lock for this process's life; one coordinator per state dir."""
+    fd = try_lock(config.state_path / "coordinator.lock", "coordinator")
+    if fd is None:
         raise UserError(
             "a coordinator is already running for this state directory", str(config.state_path)
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+        )
     return fd
 
 

@@ -14,7 +14,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError
 
 from orchestrator.celery_app import COORDINATOR_QUEUE, build_queue, safe_url
-from orchestrator.errors import InfraError
+from orchestrator.errors import InfraError, KboError
 
 # Publishing retries through a broker restart instead of giving up after three tries.
 RETRY_POLICY = {"max_retries": None, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
@@ -28,6 +28,16 @@ def check_broker(app: Celery) -> None:
     except (OperationalError, OSError) as e:
         url = safe_url(app.conf.broker_url if app.conf.broker_url != "filesystem://" else "")
         raise InfraError(f"cannot reach the broker {url}: {e}") from None
+
+
+def request(app: Celery, task: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Ask the coordinator to act on ``body``; its refusal becomes the error it names."""
+    reply: dict[str, Any] = call(app, task, body, timeout=timeout)
+    if "error" in reply:
+        error = KboError(reply["error"])
+        error.exit_status = reply.get("exit_status", error.exit_status)
+        raise error
+    return reply
 
 
 def send(app: Celery, task: str, *args: Any, retry: bool = True) -> str:

@@ -36,14 +36,22 @@ def per_arch_recipe(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
-    recipes = per_arch_recipe(tmp_path / "per-arch")
-    cluster = Cluster(
+def per_arch_cluster(tmp_path: Path, redis_server: RedisServer, **settings: Any) -> Cluster:
+    """A Redis-mode cluster whose default recipe plans one stand-in job per arch."""
+    return Cluster(
         tmp_path,
         broker_url=redis_server.url,
         default_recipe="per-arch",
-        recipe_dirs=[str(recipes)],
+        recipe_dirs=[str(per_arch_recipe(tmp_path / "per-arch"))],
+        **settings,
+    )
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
+    cluster = per_arch_cluster(
+        tmp_path,
+        redis_server,
         tracked_arches=ARCHES,
         status_page=str(tmp_path / "www/index.html"),
     )
@@ -221,14 +229,7 @@ def test_cron_environment(tmp_path: Path) -> None:
 
 
 def test_beat_runs_snapshots_on_the_schedule(tmp_path: Path, redis_server: RedisServer) -> None:
-    recipes = per_arch_recipe(tmp_path / "per-arch")
-    cluster = Cluster(
-        tmp_path,
-        broker_url=redis_server.url,
-        default_recipe="per-arch",
-        recipe_dirs=[str(recipes)],
-        snapshot_schedule="1",
-    )
+    cluster = per_arch_cluster(tmp_path, redis_server, snapshot_schedule="1")
     try:
         cluster.start("coordinator", "coordinator", "--beat")
         cluster.start_worker("w1", "alpha,hppa,mips")
@@ -247,12 +248,9 @@ def test_a_snapshot_queues_the_digest_flagging_arches_over_their_limit(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     port = free_port()
-    recipes = per_arch_recipe(tmp_path / "per-arch")
-    cluster = Cluster(
+    cluster = per_arch_cluster(
         tmp_path,
-        broker_url=redis_server.url,
-        default_recipe="per-arch",
-        recipe_dirs=[str(recipes)],
+        redis_server,
         smtp_host="127.0.0.1",
         smtp_port=port,
         mail_to=["debian-kernel@example.org"],

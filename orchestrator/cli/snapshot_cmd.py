@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
@@ -12,8 +11,8 @@ from typing import Any
 
 from orchestrator.cli.common import add_config_argument, submitter
 from orchestrator.config import Config, load_config
-from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, KboError, UserError
-from orchestrator.local import LocalServices
+from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, UserError
+from orchestrator.local import LocalServices, lock_holder, try_lock
 from orchestrator.snapshot import parse_limits
 from orchestrator.table import format_age, format_table
 
@@ -90,24 +89,13 @@ def run(args: argparse.Namespace) -> int:
 def _snapshot_lock(config: Config) -> int | None:
     """One snapshot at a time per state directory; None (and one line) when one runs."""
     path = config.state_path / "snapshot.lock"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise UserError(f"cannot create the snapshot lock: {e.strerror}", str(path)) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        os.close(fd)
+    fd = try_lock(path, "snapshot")
+    if fd is None:
         print(
-            f"kbo: a snapshot (pid {holder}) is already running for {config.state_path}: "
-            "nothing to do",
+            f"kbo: a snapshot (pid {lock_holder(path)}) is already running for "
+            f"{config.state_path}: nothing to do",
             file=sys.stderr,
         )
-        return None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
@@ -123,11 +111,7 @@ def _snapshot(
     from orchestrator import messaging
     from orchestrator.cli.submit_cmd import follow, jobs_table
 
-    reply = messaging.call(app, "kbo.snapshot", request, timeout=config.reply_seconds)
-    if "error" in reply:
-        error = KboError(reply["error"])
-        error.exit_status = reply.get("exit_status", error.exit_status)
-        raise error
+    reply = messaging.request(app, "kbo.snapshot", request, timeout=config.reply_seconds)
     out = sys.stderr if args.json else sys.stdout
     print(_plan_text(reply, request), file=out, flush=True)
     run = reply["run"]

@@ -15,7 +15,7 @@ from orchestrator import dpkg_arch
 from orchestrator.cli.common import add_config_argument, submitter
 from orchestrator.cli.matrix_cmd import add_selection_arguments, selection_from
 from orchestrator.config import Config, load_config
-from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, InfraError, KboError, UserError
+from orchestrator.errors import EXIT_NOT_OK, EXIT_OK, InfraError, UserError
 from orchestrator.local import LocalServices
 from orchestrator.state import State
 from orchestrator.table import format_table
@@ -108,11 +108,7 @@ def _submit(
 ) -> int:
     from orchestrator import messaging
 
-    reply = messaging.call(app, "kbo.submit", request, timeout=config.reply_seconds)
-    if "error" in reply:
-        error = KboError(reply["error"])
-        error.exit_status = reply.get("exit_status", error.exit_status)
-        raise error
+    reply = messaging.request(app, "kbo.submit", request, timeout=config.reply_seconds)
     out = sys.stderr if args.json else sys.stdout
     new = sum(1 for job in reply["jobs"] if job["enqueued"])
     print(
