@@ -144,7 +144,8 @@ class BuildAttempt:
             missing := self._build_depends(recipe, execution, prepared, job, out)
         ):
             return missing
-        failure = self._steps(job, recipe, execution, prepared, job_dir, out, uid, gid)
+        values = self._values(job, recipe, execution)
+        failure = self._steps(values, recipe, execution, prepared, job_dir, out, uid, gid)
         if failure:
             return failure
         _stage(out, "check artifacts")
@@ -152,7 +153,6 @@ class BuildAttempt:
             job_dir, self.config.state_path / "artifacts" / _name(job) / str(self.attempt_id)
         )
         result["artifacts"] = [a.to_json() for a in found]
-        values = self._values(job, recipe, execution)
         expected = [p.format_map(values) for p in recipe.expect_packages]
         if problems := artifacts.problems(found, job["arch"], expected):
             return "; ".join(problems)
@@ -219,7 +219,7 @@ class BuildAttempt:
 
     def _steps(
         self,
-        job: dict[str, Any],
+        values: dict[str, str],
         recipe: recipes.Recipe,
         execution: Execution,
         prepared: source.Prepared | None,
@@ -228,7 +228,7 @@ class BuildAttempt:
         uid: int | None,
         gid: int | None,
     ) -> str | None:
-        values = self._values(job, recipe, execution)
+        """Run the recipe's steps in the sandbox; ``values`` fill its placeholders."""
         env = (
             source.build_env() | execution.env | {f"KBO_{k.upper()}": v for k, v in values.items()}
         )
