@@ -10,7 +10,7 @@ import json
 import time
 
 from orchestrator.config import Config
-from orchestrator.snapshot import parse_limits
+from orchestrator.snapshot import lateness, parse_limits
 from orchestrator.standings import Standings
 from orchestrator.state import State
 
@@ -29,14 +29,12 @@ def compose(config: Config, found: Standings, now: float) -> tuple[str, str] | N
     over = 0
     for a in behind:
         good = f"last good {a.last_good.sha[:7]}" if a.last_good else "never built"
-        count = a.commits_behind if a.commits_behind is not None else len(found.history)
-        age = now - a.stale_since if a.stale_since else 0.0
-        limit = limits.get(a.name) or limits.get("*")
-        flag = limit.exceeded(count, age) if limit else None
+        late = lateness(a, found.history, limits, now)
+        flag = late.over_limit
         over += flag is not None
         lines.append(
-            f"  {a.name:10} {a.state:8} {good}, {count} commits behind"
-            + (f", for {int(age // 86400)} days" if a.stale_since else "")
+            f"  {a.name:10} {a.state:8} {good}, {late.behind} commits behind"
+            + (f", for {int(late.age_seconds // 86400)} days" if a.stale_since else "")
             + (f", failing at {a.failing_commit[:7]}" if a.failing_commit else "")
             + (f"\n  {'':10} OVER LIMIT: {flag}" if flag else "")
         )

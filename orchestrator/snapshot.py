@@ -57,6 +57,26 @@ def parse_limits(entries: Sequence[str], where: str) -> dict[str, Limit]:
 
 
 @dataclass(frozen=True)
+class Lateness:
+    """How far one arch is behind HEAD, and whether that is over its limit."""
+
+    behind: int  # commits; never built counts as the whole history
+    age_seconds: float  # since the first commit it has not built
+    over_limit: str | None
+
+
+def lateness(
+    s: Standing, history: Sequence[Commit], limits: Mapping[str, Limit], now: float
+) -> Lateness:
+    behind = len(history) if s.commits_behind is None else s.commits_behind
+    since = history[-1].timestamp if s.stale_since is None else s.stale_since
+    age = max(0.0, now - since) if behind else 0.0
+    limit = limits.get(s.name) or limits.get("*")
+    over = limit.exceeded(behind, age) if limit is not None and behind else None
+    return Lateness(behind, age, over)
+
+
+@dataclass(frozen=True)
 class Need:
     """One arch's jobs at HEAD that are not done and not in flight."""
 
@@ -129,13 +149,8 @@ def _decision(
     limits: Mapping[str, Limit],
     now: float,
 ) -> Decision:
-    behind = len(history) if s.commits_behind is None else s.commits_behind
-    since = history[-1].timestamp if s.stale_since is None else s.stale_since
-    age = max(0.0, now - since) if behind else 0.0
-    decision = Decision(s.name, s.state, behind, age)
-    limit = limits.get(s.name) or limits.get("*")
-    if limit is not None and behind:
-        decision.over_limit = limit.exceeded(behind, age)
+    late = lateness(s, history, limits, now)
+    decision = Decision(s.name, s.state, late.behind, late.age_seconds, over_limit=late.over_limit)
     need = needs.get(s.name)
     decision.retry = need is not None and need.failed_at_head
     if need is None or not need.jobs:

@@ -142,3 +142,24 @@ def test_needs_leave_out_what_succeeded_or_is_in_flight_at_head() -> None:
     assert found["alpha"] == Need((), False)
     assert found["hppa"] == Need(("hppa_none_parisc",), False)
     assert found["mips"] == Need(("mips_none_4kc-malta", "mips_none_octeon"), True)
+
+
+def test_the_digest_flags_what_the_planner_forces_a_never_built_arch_included() -> None:
+    from pathlib import Path
+
+    from orchestrator import digest
+    from orchestrator.config import Config
+    from orchestrator.standings import Standings
+
+    arches = [standing("alpha", None), standing("hppa", 1), standing("mips", 0)]
+    found = Standings(Path("/r"), "c4", "kbuild-smoke", arches, {}, HISTORY, "6.1.176-1")
+    config = Config(max_staleness=("*:3d",), branch="main")
+    mail = digest.compose(config, found, NOW)
+    assert mail is not None
+    subject, text = mail
+    assert subject.endswith("2 arches not built at c4, 1 over max_staleness")
+    assert "alpha      NEVER    never built, 5 commits behind" in text
+    assert "OVER LIMIT: stale 4.0 days, over max_staleness 3d" in text
+    forced = plan(arches, HISTORY, one_job("alpha", "hppa"), in_flight=0, max_jobs=1,
+                  limits=parse_limits(config.max_staleness, "x"), now=NOW)  # fmt: skip
+    assert [d.arch for d in forced.decisions if d.over_limit] == ["alpha"]
