@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.matrix import git_repo  # noqa: E402
-from orchestrator import snapshot, standings  # noqa: E402
+from orchestrator import standings  # noqa: E402
+from orchestrator.celery_app import make_app  # noqa: E402
 from orchestrator.config import Config  # noqa: E402
+from orchestrator.coordinator import Coordinator  # noqa: E402
 from orchestrator.plan import load_plan  # noqa: E402
 from orchestrator.state import JobKey, State  # noqa: E402
 
@@ -67,26 +69,11 @@ def fill_state(state: State, repo: Path, commits: list[str]) -> int:
     return count
 
 
-def plan_once(config: Config, state: State) -> float:
+def plan_once(coordinator: Coordinator) -> float:
+    """The coordinator's own snapshot, as a dry run: everything but recording and sending."""
     start = time.perf_counter()
-    found = standings.compute(config, "kbuild-smoke", state)
-    rows = state.results(str(found.repo), "kbuild-smoke")
-    at_head = {
-        (r["arch"], r["featureset"], r["flavour"]): r["state"]
-        for r in rows
-        if r["commit_sha"] == found.head
-    }
-    needs = snapshot.needs(
-        {
-            a: [(j.arch, j.featureset, j.flavour) for j in js]
-            for a, js in found.jobs_at_head.items()
-        },
-        at_head,
-    )
-    chosen = snapshot.plan(
-        found.arches, found.history, needs, in_flight=0, max_jobs=4, limits={}, now=time.time()
-    )
-    assert len(chosen.jobs) == 4
+    reply = coordinator.snapshot({"dry_run": True, "max_jobs": 4})
+    assert sum(len(d["jobs"]) for d in reply["decisions"]) == 4, reply
     return time.perf_counter() - start
 
 
@@ -94,9 +81,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = git_repo(Path(tmp))
         commits = history(repo)
-        state = State(Path(tmp) / "kbo.sqlite")
-        jobs = fill_state(state, repo, commits)
         config = Config(state_dir=tmp, repository=str(repo), branch="HEAD")
+        jobs = fill_state(State(config.database), repo, commits)
+        coordinator = Coordinator(config, make_app(config))
         standings._plan_at.cache_clear()
         baseline = []
         for _ in range(RUNS):
@@ -106,8 +93,8 @@ def main() -> None:
         cold = []
         for _ in range(RUNS):
             standings._plan_at.cache_clear()
-            cold.append(plan_once(config, state))
-        warm = [plan_once(config, state) for _ in range(RUNS * 4)]
+            cold.append(plan_once(coordinator))
+        warm = [plan_once(coordinator) for _ in range(RUNS * 4)]
         print(f"history: {len(commits)} commits, {jobs} recorded jobs (one per arch per commit)")
         for label, times in (
             ("baseline: one matrix at HEAD (kbo submit)", baseline),

@@ -113,7 +113,7 @@ class Coordinator:
         limits = snapshot.parse_limits(config.max_staleness, config.source)
         found = standings.compute(config, recipe, self.state)
         sid = repository.source_id(config.repository)
-        rows = self.state.results(sid, recipe)
+        rows = found.results
         at_head = {
             (r["arch"], r["featureset"], r["flavour"]): r["state"]
             for r in rows
@@ -212,10 +212,13 @@ class Coordinator:
             found = standings.compute(
                 self.config, self.config.default_recipe, self.state, fetch=fetch
             )
-            title = f"kbo: {self.config.repository} {self.config.branch}, recipe {found.recipe}"
-            status_html.write(
+            status_html.write_page(
                 Path(self.config.status_page),
-                status_html.render(title, found.head, found.arches, time.time()),
+                self.config,
+                found.recipe,
+                found.head,
+                found.arches,
+                time.time(),
             )
         except Exception:  # the page must never cost a report
             log.exception("writing the status page %s failed", self.config.status_page)

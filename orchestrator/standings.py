@@ -4,8 +4,9 @@ the digest, the status page and snapshot planning."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import recipes
 from orchestrator import gitrepo, repository
@@ -26,6 +27,7 @@ class Standings:
     jobs_at_head: dict[str, list[BuildJob]]  # the tracked arches' jobs at HEAD, by arch
     history: list[Commit]
     version: str  # the package version at HEAD, from debian/changelog
+    results: list[dict[str, Any]] = field(default_factory=list)  # kbo's jobs of this recipe
 
 
 @functools.lru_cache(maxsize=256)
@@ -65,13 +67,13 @@ def compute(config: Config, recipe: str, state: State, *, fetch: bool = True) ->
             raise UserError(
                 f"tracked arch {arch!r} has no jobs in the matrix at {head[:12]}", config.source
             )
+    rows = state.results(repository.source_id(config.repository), recipe)
     results = [
-        Result(r["commit_sha"], r["arch"], r["featureset"], r["flavour"], r["state"])
-        for r in state.results(repository.source_id(config.repository), recipe)
+        Result(r["commit_sha"], r["arch"], r["featureset"], r["flavour"], r["state"]) for r in rows
     ]
     arches = [
         assess(arch, history, functools.partial(flavours_at, arch), results) for arch in tracked
     ]
     jobs = {a: at_head[a] for a in tracked}
     version = _plan_at(str(repo), head).head.version
-    return Standings(repo, head, recipe, arches, jobs, history, version)
+    return Standings(repo, head, recipe, arches, jobs, history, version, rows)

@@ -6,6 +6,7 @@ import html
 import time
 from pathlib import Path
 
+from orchestrator.config import Config
 from orchestrator.staleness import Standing
 
 COLOURS = {
@@ -61,6 +62,15 @@ def _cell(label: str, standing: Standing) -> str:
         else f"{standing.state}{behind}"
     )
     return f'<td class="s" style="background:{colour}">{text}</td>'
+
+
+def write_page(
+    path: Path, config: Config, recipe: str, head: str, standings: list[Standing], now: float
+) -> None:
+    """The page for the tracked repository and branch, for `kbo status --html` and the
+    coordinator's ``status_page``."""
+    title = f"kbo: {config.repository} {config.branch}, recipe {recipe}"
+    write(path, render(title, head, standings, now))
 
 
 def write(path: Path, page: str) -> None:

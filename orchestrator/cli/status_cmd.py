@@ -14,7 +14,7 @@ from orchestrator.errors import EXIT_NOT_OK, EXIT_OK
 from orchestrator.staleness import Standing
 from orchestrator.standings import compute
 from orchestrator.state import State
-from orchestrator.status_html import render, write
+from orchestrator.status_html import write_page
 from orchestrator.table import format_age, format_table
 
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     head, arches = standings(config, recipe)
     now = time.time()
     if args.html:
-        write_page(args.html, config, recipe, head, arches, now)
+        write_page(Path(args.html), config, recipe, head, arches, now)
     if args.json:
         print(
             json.dumps(
@@ -69,13 +69,6 @@ def run(args: argparse.Namespace) -> int:
             format_table(["ARCH", "STATE", "LAST GOOD", "BEHIND", "STALE FOR", "FAILING AT"], rows)
         )
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
-
-
-def write_page(
-    path: str, config: Config, recipe: str, head: str, arches: list[Standing], now: float
-) -> None:
-    title = f"kbo: {config.repository} {config.branch}, recipe {recipe}"
-    write(Path(path), render(title, head, arches, now))
 
 
 def _row(s: Standing, now: float) -> list[str]:
