@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
-from orchestrator.errors import UserError
+from kbo.errors import UserError
 
 
 @dataclass(frozen=True)

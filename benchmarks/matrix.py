@@ -39,12 +39,12 @@ def report(label: str, times: list[float]) -> None:
 
 def in_process(runs: int = RUNS) -> list[float]:
     sys.path.insert(0, str(ROOT))
-    from orchestrator.plan import load_plan
+    from kbo.packaging.package import read_package
 
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        load_plan(str(TREE))
+        read_package(str(TREE))
         times.append(time.perf_counter() - start)
     return times
 
@@ -65,15 +65,13 @@ def main() -> None:
     )
     print(f"linux 6.1.176-1: {lines} changelog lines, 50 jobs\n")
     report("baseline: python3 -c pass", wall([sys.executable, "-c", "pass"]))
-    report(
-        "baseline: import orchestrator.cli", wall([sys.executable, "-c", "import orchestrator.cli"])
-    )
+    report("baseline: import kbo.cli", wall([sys.executable, "-c", "import kbo.cli"]))
     report("kbo matrix TREE --json (process)", wall([KBO, "matrix", TREE, "--json"]))
     report("kbo matrix TREE (table)", wall([KBO, "matrix", TREE]))
     with tempfile.TemporaryDirectory() as tmp:
         repo = git_repo(Path(tmp))
         report("kbo matrix GIT-REPO --rev HEAD --json", wall([KBO, "matrix", repo, "--json"]))
-    report("load_plan(TREE) in process", in_process())
+    report("read_package(TREE) in process", in_process())
 
 
 if __name__ == "__main__":

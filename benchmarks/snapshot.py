@@ -2,15 +2,14 @@
 
 A repository of the 6.1 tree with COMMITS commits, and a state database in which every
 arch built at every commit except the last few (so each arch is some commits behind).
-Figures: planning cold (a coordinator just started: every commit's matrix read) and
-warm (its cache of matrices per commit filled), against the baseline of reading the
-matrix once at HEAD, which is what `kbo submit` costs.
+Figures: planning cold (a coordinator just started: matrices come from the state
+database, or from git for a commit never read) and warm (its own cache filled), against
+the baseline of reading the matrix once at HEAD from git.
 """
 
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,54 +18,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.matrix import git_repo  # noqa: E402
-from orchestrator import standings  # noqa: E402
-from orchestrator.celery_app import make_app  # noqa: E402
-from orchestrator.config import Config  # noqa: E402
-from orchestrator.coordinator import Coordinator  # noqa: E402
-from orchestrator.plan import load_plan  # noqa: E402
-from orchestrator.state import JobKey, State  # noqa: E402
+from benchmarks import history  # noqa: E402
+from kbo.config import Config  # noqa: E402
+from kbo.messaging.app import make_app  # noqa: E402
+from kbo.orchestrator import matrices  # noqa: E402
+from kbo.orchestrator.coordinator import Coordinator  # noqa: E402
+from kbo.orchestrator.state import State  # noqa: E402
+from kbo.packaging.matrix import representatives  # noqa: E402
+from kbo.packaging.package import read_package  # noqa: E402
 
 COMMITS = 100
 RUNS = 5
 
 
-def history(repo: Path) -> list[str]:
-    env = ["-c", "user.name=kbo", "-c", "user.email=kbo@localhost"]
-    for i in range(COMMITS - 1):
-        subprocess.run(
-            ["git", *env, "-C", str(repo), "commit", "-q", "--allow-empty", "-m", f"c{i}"],
-            check=True,
-        )
-    out = subprocess.run(
-        ["git", "-C", str(repo), "rev-list", "--first-parent", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()
-
-
 def fill_state(state: State, repo: Path, commits: list[str]) -> int:
     """Every arch succeeded at every commit but the newest (arch index mod 5)."""
-    jobs = standings._jobs_at(str(repo), commits[0], True)
-    arches = sorted(jobs)
-    count = 0
-    for age, sha in enumerate(commits):
-        keys = [
-            JobKey(str(repo), sha, "kbuild-smoke", j.arch, j.featureset, j.flavour)
-            for i, arch in enumerate(arches)
-            if age >= i % 5
-            for j in jobs[arch]
-        ]
-        state.record_run({"id": sha, "submitter": "bench", "reason": "bench", "source": str(repo),
-                          "rev": "main", "commit": sha, "recipe": "kbuild-smoke",
-                          "version": "6.1.176-1"}, keys)  # fmt: skip
-        count += len(keys)
-    with state.transaction() as db:
-        db.execute("UPDATE jobs SET state = 'succeeded'")
-        db.execute("UPDATE attempts SET state = 'succeeded'")
-    return count
+    jobs = representatives(read_package(str(repo), commits[0]).matrix.jobs)
+    order = {arch: i for i, arch in enumerate(sorted({j.arch for j in jobs}))}
+    return history.fill(
+        state,
+        str(repo),
+        "kbuild-smoke",
+        commits,
+        jobs,
+        lambda age, job: "succeeded" if age >= order[job.arch] % 5 else None,
+    )
 
 
 def plan_once(coordinator: Coordinator) -> float:
@@ -79,20 +55,19 @@ def plan_once(coordinator: Coordinator) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        repo = git_repo(Path(tmp))
-        commits = history(repo)
-        config = Config(state_dir=tmp, repository=str(repo), branch="HEAD")
+        repo, commits = history.repository(Path(tmp), COMMITS)
+        config = Config(state_dir=tmp, repository=str(repo), branch="main")
         jobs = fill_state(State(config.database), repo, commits)
         coordinator = Coordinator(config, make_app(config))
-        standings._plan_at.cache_clear()
+        matrices._read.cache_clear()
         baseline = []
         for _ in range(RUNS):
             start = time.perf_counter()
-            load_plan(str(repo), commits[0])
+            read_package(str(repo), commits[0])
             baseline.append(time.perf_counter() - start)
         cold = []
         for _ in range(RUNS):
-            standings._plan_at.cache_clear()
+            matrices._read.cache_clear()
             cold.append(plan_once(coordinator))
         warm = [plan_once(coordinator) for _ in range(RUNS * 4)]
         print(f"history: {len(commits)} commits, {jobs} recorded jobs (one per arch per commit)")

@@ -18,15 +18,17 @@ from typing import Any
 
 from celery import Celery
 
-import recipes
-from orchestrator import digest, gitrepo, messaging, repository, snapshot, standings, status_html
-from orchestrator.config import Config
-from orchestrator.errors import KboError
-from orchestrator.mail import Mailer
-from orchestrator.matrix import Selection, representatives, select
-from orchestrator.plan import load_plan
-from orchestrator.reports import Reporter
-from orchestrator.state import JobKey, State
+from kbo import messaging, recipes
+from kbo.config import Config
+from kbo.errors import KboError
+from kbo.orchestrator import snapshot, standings, status_page
+from kbo.orchestrator.mail import digest
+from kbo.orchestrator.mail.outbox import Mailer
+from kbo.orchestrator.mail.reports import Reporter
+from kbo.orchestrator.matrices import Matrices
+from kbo.orchestrator.state import JobSpec, Run, State
+from kbo.packaging import repository
+from kbo.packaging.matrix import Matrix, Selection, representatives, select
 
 log = logging.getLogger("kbo.coordinator")
 
@@ -48,53 +50,55 @@ class Coordinator:
     # -- requests from clients ---------------------------------------------------------
 
     def submit(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Plan, record, then enqueue. Nothing is recorded unless planning succeeds."""
+        """Read the request's matrix, record, then enqueue. Nothing is recorded unless the
+        request is good."""
         try:
-            run, keys = self._plan(request)
+            run, specs = self._jobs_of_request(request)
         except KboError as e:
             return {"error": str(e), "exit_status": e.exit_status}
-        to_publish = self.state.record_run(run, keys)
+        to_publish = self.state.record_run(run, specs)
         self.publish(to_publish)
-        summary = self.state.run(run["id"])
+        summary = self.state.run(run.id)
         assert summary is not None
-        log.info("run %s: %d jobs, %d enqueued", run["id"], len(keys), len(to_publish))
-        return summary
+        log.info("run %s: %d jobs, %d enqueued", run.id, len(specs), len(to_publish))
+        return summary.to_json()
 
-    def _plan(self, request: dict[str, Any]) -> tuple[dict[str, str], list[JobKey]]:
+    def _jobs_of_request(self, request: dict[str, Any]) -> tuple[Run, list[JobSpec]]:
         source = request.get("source") or self.config.repository
         if not source:
             raise KboError("no SOURCE given and no repository configured")
         repo = repository.local_repository(source, self.config)
         rev = request.get("rev") or self.config.branch
-        commit = gitrepo.resolve(repo, rev)
+        commit = repository.resolve(repo, rev)
         recipe = request.get("recipe") or self.config.default_recipe
         scope = recipes.scope_of(recipe, self.config.recipe_dirs)
-        plan = load_plan(str(repo), commit)
+        sid = repository.source_id(source)
+        version, matrix = Matrices(repo, sid, self.state).at(commit)
         selection = Selection(
             *(tuple(request.get(k) or ()) for k in ("arches", "featuresets", "flavours"))
         )
-        jobs = select(plan.matrix, selection)
+        jobs = select(Matrix(matrix), selection)
         if scope == "arch":
             jobs = representatives(jobs)
-        sid = repository.source_id(source)
-        run = {
-            "id": request["id"],
-            "submitter": request.get("submitter", "unknown"),
-            "reason": request.get("reason", ""),
-            "source": sid,
-            "rev": rev,
-            "commit": commit,
-            "recipe": recipe,
-            "version": plan.head.version,
-        }
-        keys = [
-            JobKey(sid, commit, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
+        run = Run(
+            id=request["id"],
+            submitter=request.get("submitter", "unknown"),
+            reason=request.get("reason", ""),
+            source=sid,
+            rev=rev,
+            commit=commit,
+            recipe=recipe,
+            version=version,
+        )
+        specs = [
+            JobSpec(sid, commit, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
             for j in jobs
         ]
-        return run, keys
+        return run, specs
 
     def run_summary(self, run_id: str) -> dict[str, Any] | None:
-        return self.state.run(run_id)
+        summary = self.state.run(run_id)
+        return None if summary is None else summary.to_json()
 
     def snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         """Fetch, find HEAD, and queue what every tracked arch needs to be OK at HEAD.
@@ -113,19 +117,13 @@ class Coordinator:
         limits = snapshot.parse_limits(config.max_staleness, config.source)
         found = standings.compute(config, recipe, self.state)
         sid = repository.source_id(config.repository)
-        rows = found.results
-        at_head = {
-            (r["arch"], r["featureset"], r["flavour"]): r["state"]
-            for r in rows
-            if r["commit_sha"] == found.head
-        }
-        by_name = {j.key: j for jobs in found.jobs_at_head.values() for j in jobs}
+        by_key = {j.key: j for jobs in found.jobs_at_head.values() for j in jobs}
         needs = snapshot.needs(
             {
                 a: [(j.arch, j.featureset, j.flavour) for j in js]
                 for a, js in found.jobs_at_head.items()
             },
-            at_head,
+            found.states_at_head,
         )
         max_jobs = request.get("max_jobs")
         if max_jobs is None:
@@ -134,7 +132,7 @@ class Coordinator:
             found.arches,
             found.history,
             needs,
-            in_flight=sum(r["state"] in ("queued", "running") for r in rows),
+            in_flight=found.in_flight,
             max_jobs=max_jobs,
             limits=limits,
             now=now,
@@ -151,23 +149,24 @@ class Coordinator:
         if request.get("dry_run"):
             return reply
         if chosen.jobs:
-            run = {
-                "id": request.get("id") or str(uuid.uuid4()),
-                "submitter": request.get("submitter", "unknown"),
-                "reason": request.get("reason", "snapshot"),
-                "source": sid,
-                "rev": config.branch,
-                "commit": found.head,
-                "recipe": recipe,
-                "version": found.version,
-            }
-            keys = [
-                JobKey(sid, found.head, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
-                for j in (by_name[name] for name in chosen.jobs)
+            run = Run(
+                id=request.get("id") or str(uuid.uuid4()),
+                submitter=request.get("submitter", "unknown"),
+                reason=request.get("reason", "snapshot"),
+                source=sid,
+                rev=config.branch,
+                commit=found.head,
+                recipe=recipe,
+                version=found.version,
+            )
+            specs = [
+                JobSpec(sid, found.head, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
+                for j in (by_key[key] for key in chosen.jobs)
             ]
-            self.publish(self.state.record_run(run, keys))
-            reply["run"] = self.state.run(run["id"])
-            log.info("snapshot %s at %s: %d jobs", run["id"], found.head[:12], len(keys))
+            self.publish(self.state.record_run(run, specs))
+            summary = self.state.run(run.id)
+            reply["run"] = None if summary is None else summary.to_json()
+            log.info("snapshot %s at %s: %d jobs", run.id, found.head[:12], len(specs))
         if digest.due(config, self.state, now):
             mail = digest.compose(config, found, now)
             if mail is not None:
@@ -181,10 +180,13 @@ class Coordinator:
         verdict = self.state.claim(attempt_id, token, worker, host, self.config.lease_seconds)
         if not verdict.accepted:
             log.warning("claim of attempt %s by %s refused: %s", attempt_id, worker, verdict.reason)
+        job = None
+        if verdict.job is not None:
+            job = verdict.job.to_json() | {"attempt": verdict.attempt_number}
         return {
             "accepted": verdict.accepted,
             "reason": verdict.reason,
-            "job": verdict.job,
+            "job": job,
             "lease_seconds": self.config.lease_seconds,
         }
 
@@ -193,9 +195,9 @@ class Coordinator:
 
     def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
         log_gz = result.pop("log_gz", None)
-        name = self.state.attempt_job_name(attempt_id)
-        if log_gz is not None and name is not None:
-            result["log_path"] = str(self._keep_log(name, attempt_id, log_gz))
+        job = self.state.job_of_attempt(attempt_id)
+        if log_gz is not None and job is not None:
+            result["log_path"] = str(self._keep_log(job.key, attempt_id, log_gz))
         verdict = self.state.finish(attempt_id, token, result)
         if not verdict.accepted:
             log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
@@ -212,7 +214,7 @@ class Coordinator:
             found = standings.compute(
                 self.config, self.config.default_recipe, self.state, fetch=fetch
             )
-            status_html.write_page(
+            status_page.write_page(
                 Path(self.config.status_page),
                 self.config,
                 found.recipe,
@@ -223,9 +225,9 @@ class Coordinator:
         except Exception:  # the page must never cost a report
             log.exception("writing the status page %s failed", self.config.status_page)
 
-    def _keep_log(self, name: str, attempt_id: int, log_gz: str) -> Path:
+    def _keep_log(self, key: str, attempt_id: int, log_gz: str) -> Path:
         """The worker's compressed log, kept in the coordinator's state directory."""
-        path = self.config.state_path / "logs" / name / f"{attempt_id}.log.gz"
+        path = self.config.state_path / "logs" / key / f"{attempt_id}.log.gz"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(base64.b64decode(log_gz))
@@ -237,7 +239,9 @@ class Coordinator:
     def publish(self, attempt_ids: list[int]) -> None:
         """Send each attempt to its arch's queue; mark it published once it is out."""
         for attempt_id in attempt_ids:
-            messaging.publish_build(self.app, attempt_id, self.state.attempt_arch(attempt_id))
+            job = self.state.job_of_attempt(attempt_id)
+            assert job is not None  # attempts are never deleted
+            messaging.publish_build(self.app, attempt_id, job.arch)
             self.state.mark_published([attempt_id])
 
     def sweep(self) -> None:
@@ -268,7 +272,7 @@ def register(app: Celery, coordinator: Coordinator) -> None:
 
     @app.task(name="kbo.submit", acks_late=True)
     def submit(request: dict[str, Any]) -> dict[str, Any]:
-        """Plan and record a run keyed by the request id: re-delivery records nothing new."""
+        """Package and record a run keyed by the request id: re-delivery records nothing new."""
         return coordinator.submit(request)
 
     @app.task(name="kbo.snapshot", acks_late=True)

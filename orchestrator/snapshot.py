@@ -21,8 +21,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.errors import UserError
-from orchestrator.staleness import Commit, Standing
+from kbo.errors import UserError
+from kbo.orchestrator.staleness import Commit, Standing
+from kbo.packaging.matrix import job_key
 
 _LIMIT = re.compile(r"^(?P<arch>[a-z0-9*]+):(?P<number>\d+(\.\d+)?)(?P<days>d?)$")
 
@@ -188,7 +189,7 @@ def needs(
         states = [(job, states_at_head.get(job)) for job in jobs]
         wanted = [job for job, state in states if state not in ("succeeded", "queued", "running")]
         found[arch] = Need(
-            tuple("_".join(job) for job in wanted),
+            tuple(job_key(*job) for job in wanted),
             any(state == "failed" for _, state in states),
         )
     return found

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbo.orchestrator.state.records import JobResult
+
 STATES = ("OK", "FAILING", "BUILDING", "STALE", "NEVER")
 Flavour = tuple[str, str]  # (featureset, flavour)
 
@@ -21,15 +23,6 @@ Flavour = tuple[str, str]  # (featureset, flavour)
 class Commit:
     sha: str
     timestamp: int
-
-
-@dataclass(frozen=True)
-class Result:
-    commit: str
-    arch: str
-    featureset: str
-    flavour: str
-    state: str  # queued, running, succeeded, failed
 
 
 @dataclass
@@ -62,7 +55,7 @@ def assess(
     arch: str,
     history: Sequence[Commit],
     required_at: Callable[[str], set[Flavour]],
-    results: Iterable[Result],
+    results: Iterable[JobResult],
 ) -> Standing:
     """Standing of ``arch``; ``history`` is newest first, ``required_at`` gives the
     arch's flavours in the matrix at a commit."""

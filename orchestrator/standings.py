@@ -1,21 +1,30 @@
 """Where every tracked arch stands against HEAD: the one computation behind ``kbo status``,
-the digest, the status page and snapshot planning."""
+the digest, the status page and snapshot planning.
+
+It reads only the jobs near HEAD: commits are read newest first, in chunks that double,
+and an arch stops being read once a commit where all its flavours built is found (the
+older results cannot change its standing). An arch is therefore read as far back as it
+is behind, and the cost does not grow with the length of the history.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import recipes
-from orchestrator import gitrepo, repository
-from orchestrator.config import Config
-from orchestrator.errors import UserError
-from orchestrator.matrix import BuildJob, representatives
-from orchestrator.plan import Plan, load_plan
-from orchestrator.staleness import Commit, Result, Standing, assess
-from orchestrator.state import State
+from kbo import recipes
+from kbo.config import Config
+from kbo.errors import UserError
+from kbo.orchestrator.matrices import Matrices
+from kbo.orchestrator.staleness import Commit, Flavour, Standing, assess
+from kbo.orchestrator.state import JobResult, StateReader
+from kbo.packaging import repository
+from kbo.packaging.matrix import BuildJob, representatives
+
+FIRST_CHUNK = 16
+LARGEST_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -27,25 +36,12 @@ class Standings:
     jobs_at_head: dict[str, list[BuildJob]]  # the tracked arches' jobs at HEAD, by arch
     history: list[Commit]
     version: str  # the package version at HEAD, from debian/changelog
-    results: list[dict[str, Any]] = field(default_factory=list)  # kbo's jobs of this recipe
+    # What kbo recorded at HEAD for the tracked arches: (arch, featureset, flavour) -> state.
+    states_at_head: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    in_flight: int = 0  # jobs of this recipe queued or running, at any commit
 
 
-@functools.lru_cache(maxsize=256)
-def _plan_at(repo: str, sha: str) -> Plan:
-    """Commits never change, so their plans cache safely (the coordinator lives long)."""
-    return load_plan(repo, sha)
-
-
-def _jobs_at(repo: str, sha: str, per_arch: bool) -> dict[str, list[BuildJob]]:
-    """The matrix at one commit, by arch; one job per arch for recipes of scope arch."""
-    jobs = _plan_at(repo, sha).matrix.jobs
-    by_arch: dict[str, list[BuildJob]] = {}
-    for job in representatives(jobs) if per_arch else jobs:
-        by_arch.setdefault(job.arch, []).append(job)
-    return by_arch
-
-
-def compute(config: Config, recipe: str, state: State, *, fetch: bool = True) -> Standings:
+def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = True) -> Standings:
     """HEAD of the tracked branch, and every tracked arch's standing against it.
 
     ``fetch`` False reads a mirrored URL as last fetched (the coordinator refreshing its page).
@@ -53,27 +49,74 @@ def compute(config: Config, recipe: str, state: State, *, fetch: bool = True) ->
     if not config.repository:
         raise UserError("no repository configured (set repository in kbo.toml or KBO_REPOSITORY)")
     repo = repository.local_repository(config.repository, config, fetch=fetch)
-    head = gitrepo.resolve(repo, config.branch)
-    history = [Commit(sha, ts) for sha, ts in gitrepo.history(repo, head)]
+    head = repository.resolve(repo, config.branch)
+    history = [Commit(sha, ts) for sha, ts in repository.history(repo, head)]
     per_arch = recipes.scope_of(recipe, config.recipe_dirs) == "arch"
+    source = repository.source_id(config.repository)
+    matrices = Matrices(repo, source, state)
 
-    def flavours_at(arch: str, sha: str) -> set[tuple[str, str]]:
-        return {(j.featureset, j.flavour) for j in _jobs_at(str(repo), sha, per_arch).get(arch, [])}
+    @functools.cache
+    def jobs_at(sha: str) -> dict[str, list[BuildJob]]:
+        jobs = matrices.at(sha)[1]
+        by_arch: dict[str, list[BuildJob]] = {}
+        for job in representatives(jobs) if per_arch else jobs:
+            by_arch.setdefault(job.arch, []).append(job)
+        return by_arch
 
-    at_head = _jobs_at(str(repo), head, per_arch)
+    def flavours_at(arch: str, sha: str) -> set[Flavour]:
+        return {(j.featureset, j.flavour) for j in jobs_at(sha).get(arch, [])}
+
+    at_head = jobs_at(head)
     tracked = list(config.tracked_arches) or sorted(at_head)
     for arch in tracked:
         if arch not in at_head:
             raise UserError(
                 f"tracked arch {arch!r} has no jobs in the matrix at {head[:12]}", config.source
             )
-    rows = state.results(repository.source_id(config.repository), recipe)
-    results = [
-        Result(r["commit_sha"], r["arch"], r["featureset"], r["flavour"], r["state"]) for r in rows
-    ]
+    results = _results_near_head(state, source, recipe, tracked, history, flavours_at)
     arches = [
         assess(arch, history, functools.partial(flavours_at, arch), results) for arch in tracked
     ]
-    jobs = {a: at_head[a] for a in tracked}
-    version = _plan_at(str(repo), head).head.version
-    return Standings(repo, head, recipe, arches, jobs, history, version, rows)
+    return Standings(
+        repo,
+        head,
+        recipe,
+        arches,
+        {a: at_head[a] for a in tracked},
+        history,
+        matrices.at(head)[0],
+        {(r.arch, r.featureset, r.flavour): r.state for r in results if r.commit == head},
+        state.in_flight(source, recipe),
+    )
+
+
+def _results_near_head(
+    state: StateReader,
+    source: str,
+    recipe: str,
+    arches: Sequence[str],
+    history: Sequence[Commit],
+    flavours_at: Callable[[str, str], set[Flavour]],
+) -> list[JobResult]:
+    """The results of each arch from HEAD back to its newest complete build (or all of
+    them, for an arch that never built completely)."""
+    pending = [a for a in arches if state.has_results(source, recipe, a)]
+    found: list[JobResult] = []
+    start, size = 0, FIRST_CHUNK
+    while pending and start < len(history):
+        chunk = [c.sha for c in history[start : start + size]]
+        rows = state.results_at(source, recipe, pending, chunk)
+        found += rows
+        pending = [a for a in pending if not _built_completely(a, rows, flavours_at)]
+        start, size = start + size, min(size * 2, LARGEST_CHUNK)
+    return found
+
+
+def _built_completely(
+    arch: str, rows: Sequence[JobResult], flavours_at: Callable[[str, str], set[Flavour]]
+) -> bool:
+    succeeded: dict[str, set[Flavour]] = {}
+    for r in rows:
+        if r.arch == arch and r.state == "succeeded":
+            succeeded.setdefault(r.commit, set()).add((r.featureset, r.flavour))
+    return any((need := flavours_at(arch, sha)) and need <= done for sha, done in succeeded.items())

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import UserError
+from kbo.errors import UserError
 
 # "none" runs on the host with no toolchain for the arch: for recipes that build nothing.
 EXECUTORS = ("native", "cross", "qemu", "none")

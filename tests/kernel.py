@@ -14,11 +14,11 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from orchestrator.config import Config
-from orchestrator.dsc import read_dsc
-from orchestrator.import_dsc import import_dsc
+from kbo.config import Config
+from kbo.packaging import download
+from kbo.packaging.dsc import read_dsc
+from kbo.packaging.import_dsc import import_dsc
 from tests.conftest import FIXTURES
-from workers import fetch
 
 CACHE = Path(os.environ.get("KBO_TEST_CACHE", "/var/tmp/kbo-test-cache"))
 DSC = FIXTURES / "dsc" / "linux_6.1.176-1.dsc"
@@ -30,7 +30,7 @@ FIXED_DATE = "2026-07-02T15:50:42+0200"
 def downloaded(name: str) -> Path:
     expected = read_dsc(DSC).file(re.compile(re.escape(name)))
     assert expected is not None, name
-    return fetch.fetch(f"{POOL}/{name}", name, CACHE / "downloads", expected)
+    return download.fetch(f"{POOL}/{name}", name, CACHE / "downloads", expected)
 
 
 def commit_all(repo: Path, message: str) -> str:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import arches
-from orchestrator import dpkg_arch
-from orchestrator.errors import UserError
+from kbo import arches
+from kbo.errors import UserError
+from kbo.packaging import dpkg_arch
+from kbo.workers.capabilities import binfmt_problem, probe_arch
 from tests.conftest import LINUX_61, LINUX_612, RunKbo
-from workers.capabilities import binfmt_problem, probe_arch
 
 BOOKWORM_RELEASE_ARCHES = [
     "amd64",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from kbo.workers.build_deps import installed_names, unmet
 from tests.conftest import LINUX_61
-from workers.build_deps import installed_names, unmet
 
 CONTROL = (LINUX_61 / "debian" / "control").read_text()
 TOOLS = "libaudit-dev"  # Build-Depends-Arch <!nopython !pkg.linux.mintools !pkg.linux.notools>

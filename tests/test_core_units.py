@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.celery_app import make_app
-from orchestrator.config import Config, load_config
-from orchestrator.errors import UserError
+from kbo.config import Config, load_config
+from kbo.errors import UserError
+from kbo.messaging.app import make_app
 from tests.conftest import RunKbo
 
 
@@ -38,8 +38,8 @@ def test_embedded_mode_uses_the_filesystem_under_the_state_dir(tmp_path: Path) -
     assert conf.broker_transport_options["data_folder_in"] == str(tmp_path / "broker")
     assert conf.result_backend.endswith(f"+file://{tmp_path / 'results'}")
     with app.connection_for_write() as connection:  # kombu's, with atomic writes
-        assert type(connection.transport).__module__ == "orchestrator.filesystem_broker"
-    assert type(app.backend).__module__ == "orchestrator.filesystem_broker"
+        assert type(connection.transport).__module__ == "kbo.messaging.filesystem_broker"
+    assert type(app.backend).__module__ == "kbo.messaging.filesystem_broker"
 
 
 def test_environment_overrides_the_config_file(tmp_path: Path) -> None:

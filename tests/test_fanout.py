@@ -144,9 +144,9 @@ def test_killed_worker_job_completes_elsewhere_and_late_reports_are_refused(
     assert "stopped renewing its lease" in lost["first_error"]
 
     # The dead attempt reports late, and its message is delivered again: both refused.
-    from orchestrator import messaging
-    from orchestrator.celery_app import make_app
-    from orchestrator.config import load_config
+    from kbo import messaging
+    from kbo.config import load_config
+    from kbo.messaging.app import make_app
 
     app = make_app(load_config(str(cluster.config)))
     messaging.send(

@@ -11,9 +11,9 @@ from typing import ClassVar
 
 import pytest
 
-from orchestrator.dsc import DscFile
-from orchestrator.errors import UserError
-from workers.fetch import fetch
+from kbo.errors import UserError
+from kbo.packaging.download import fetch
+from kbo.packaging.dsc import DscFile
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 

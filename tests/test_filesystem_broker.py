@@ -16,8 +16,8 @@ from kombu import Connection
 from kombu.transport import filesystem
 from kombu.transport.virtual import BrokerState
 
-from orchestrator import filesystem_broker
-from orchestrator.celery_app import ATOMIC_BACKEND, ATOMIC_TRANSPORT
+from kbo.messaging import filesystem_broker
+from kbo.messaging.app import ATOMIC_BACKEND, ATOMIC_TRANSPORT
 
 MESSAGES = 300
 PAYLOAD = "x" * 2_000_000  # large enough that writing takes a while

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from workers import runner, sandbox
-from workers.source import build_env
+from kbo.workers import runner, sandbox
+from kbo.workers.prepared_tree import build_env
 
 
 @pytest.fixture

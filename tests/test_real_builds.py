@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from debian.debfile import DebFile
 
+from kbo.workers.smoke import version_code
 from tests.conftest import FIXTURES
 from tests.kernel import CACHE, add_breaking_patch, packaging_repo
 from tests.services import Cluster, RedisServer
-from workers.smoke import version_code
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def test_linux_recipe_setup_stage_for_the_default_flavours(cluster: Cluster) -> 
     assert run["succeeded"] is True, [(j["arch"], j["first_error"]) for j in run["jobs"]]
     assert len(run["jobs"]) == 3
     for job in run["jobs"]:
-        key = f"{job['arch']}_{job['featureset']}_{job['flavour']}"
+        key = job["target"].removeprefix("binary-arch_")
         log = log_of(job)
         assert f"make -f debian/rules.gen setup_{key}" in log
         assert "KCONFIG='debian/config/config " in log  # the flavour's Debian config

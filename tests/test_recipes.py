@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import recipes
-from orchestrator.errors import UserError
+from kbo import recipes
+from kbo.errors import UserError
 
 
 @pytest.mark.parametrize("name", recipes.supported())

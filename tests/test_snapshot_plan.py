@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.snapshot import Limit, Need, needs, parse_limits, plan
-from orchestrator.staleness import Commit, Standing
+from kbo.errors import UserError
+from kbo.orchestrator.snapshot import Limit, Need, needs, parse_limits, plan
+from kbo.orchestrator.staleness import Commit, Standing
 
 DAY = 86400
 NOW = 100 * DAY
@@ -147,9 +147,9 @@ def test_needs_leave_out_what_succeeded_or_is_in_flight_at_head() -> None:
 def test_the_digest_flags_what_the_planner_forces_a_never_built_arch_included() -> None:
     from pathlib import Path
 
-    from orchestrator import digest
-    from orchestrator.config import Config
-    from orchestrator.standings import Standings
+    from kbo.config import Config
+    from kbo.orchestrator.mail import digest
+    from kbo.orchestrator.standings import Standings
 
     arches = [standing("alpha", None), standing("hppa", 1), standing("mips", 0)]
     found = Standings(Path("/r"), "c4", "kbuild-smoke", arches, {}, HISTORY, "6.1.176-1")

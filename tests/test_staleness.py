@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.staleness import Commit, Result, assess
+from kbo.orchestrator.staleness import Commit, assess
+from kbo.orchestrator.state import JobResult as Result
 
 HISTORY = [Commit("c3", 3000), Commit("c2", 2000), Commit("c1", 1000)]  # newest first
 TWO = {("none", "generic"), ("none", "smp")}

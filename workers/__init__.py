@@ -1,1 +1,1 @@
-"""Build-host side of kbo: what this host can build, and (later) how it builds it."""
+"""The build host's side of kbo: what this host can build, and building it in a sandbox."""

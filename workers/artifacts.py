@@ -10,7 +10,7 @@ from pathlib import Path
 
 from debian.debfile import DebError, DebFile
 
-from workers.fetch import sha256_of
+from kbo.packaging.dsc import sha256_of
 
 SUFFIXES = (".deb", ".udeb", ".changes", ".buildinfo")
 

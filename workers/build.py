@@ -19,19 +19,19 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from celery import Celery
 
-import arches
-import recipes
-from orchestrator import messaging
-from orchestrator.config import Config
-from orchestrator.errors import KboError
-from workers import artifacts, build_deps, runner, sandbox, smoke, source
-from workers.executors import Execution, prepare_execution
-from workers.first_error import first_error
+from kbo import arches, messaging, recipes
+from kbo.config import Config
+from kbo.errors import KboError
+from kbo.packaging.matrix import job_key
+from kbo.workers import artifacts, build_deps, prepared_tree, runner, sandbox, smoke
+from kbo.workers.executors import Execution, prepare_execution
+from kbo.workers.first_error import first_error
 
 log = logging.getLogger("kbo.worker")
 
@@ -56,6 +56,16 @@ def register(app: Celery, config: Config) -> None:
         ).run()
 
     _ = build
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a job builds: its directory, its log, and the user its steps run as."""
+
+    job_dir: Path
+    log: BinaryIO
+    uid: int | None
+    gid: int | None
 
 
 class BuildAttempt:
@@ -132,7 +142,7 @@ class BuildAttempt:
         uid, gid = _build_user(self.config.build_user)
         _stage(out, "prepare")
         prepared = (
-            source.prepare(self.config, job["source"], job["commit_sha"], out, uid, gid)
+            prepared_tree.prepare(self.config, job["source"], job["commit_sha"], out, uid, gid)
             if recipe.needs_source
             else None
         )
@@ -145,7 +155,8 @@ class BuildAttempt:
         ):
             return missing
         values = self._values(job, recipe, execution)
-        failure = self._steps(values, recipe, execution, prepared, job_dir, out, uid, gid)
+        where = Workspace(job_dir, out, uid, gid)
+        failure = self._steps(values, recipe, execution, prepared, where)
         if failure:
             return failure
         _stage(out, "check artifacts")
@@ -172,7 +183,7 @@ class BuildAttempt:
         self,
         recipe: recipes.Recipe,
         execution: Execution,
-        prepared: source.Prepared,
+        prepared: prepared_tree.Prepared,
         job: dict[str, Any],
         out: BinaryIO,
     ) -> str | None:
@@ -222,15 +233,15 @@ class BuildAttempt:
         values: dict[str, str],
         recipe: recipes.Recipe,
         execution: Execution,
-        prepared: source.Prepared | None,
-        job_dir: Path,
-        out: BinaryIO,
-        uid: int | None,
-        gid: int | None,
+        prepared: prepared_tree.Prepared | None,
+        where: Workspace,
     ) -> str | None:
         """Run the recipe's steps in the sandbox; ``values`` fill its placeholders."""
+        job_dir, out, uid, gid = where.job_dir, where.log, where.uid, where.gid
         env = (
-            source.build_env() | execution.env | {f"KBO_{k.upper()}": v for k, v in values.items()}
+            prepared_tree.build_env()
+            | execution.env
+            | {f"KBO_{k.upper()}": v for k, v in values.items()}
         )
         overlays: tuple[sandbox.Overlay, ...] = ()
         if prepared is not None:
@@ -242,13 +253,13 @@ class BuildAttempt:
                     os.chown(path, uid, gid)
             overlays = (sandbox.Overlay(str(prepared.src), str(upper), str(work), "/build/src"),)
         spec = sandbox.Spec(
-            staging=str(source.staging_dir(self.config)),
+            staging=str(prepared_tree.staging_dir(self.config)),
             chroot=execution.chroot,
             overlays=overlays,
             binds=(
                 (str(job_dir), "/build", True),
                 *((p, p, False) for p in recipe.host_paths),
-                *self._ccache(recipe, execution, env, uid, gid),
+                *self._ccache(recipe, execution, env, where),
             ),
             network=recipe.network,
             uid=uid,
@@ -277,16 +288,15 @@ class BuildAttempt:
         recipe: recipes.Recipe,
         execution: Execution,
         env: dict[str, str],
-        uid: int | None,
-        gid: int | None,
+        where: Workspace,
     ) -> list[tuple[str, str, bool]]:
         """A shared, writable compiler cache at /ccache, when the recipe wants one."""
         if not _uses_ccache(recipe, execution):
             return []
         directory = self.config.cache_path / "ccache"
         directory.mkdir(parents=True, exist_ok=True)
-        if uid is not None and gid is not None:
-            os.chown(directory, uid, gid)
+        if where.uid is not None and where.gid is not None:
+            os.chown(directory, where.uid, where.gid)
         env |= {"CCACHE_DIR": "/ccache", "CCACHE_BASEDIR": "/build"}
         return [(str(directory), "/ccache", True)]
 
@@ -331,7 +341,7 @@ def _ship_log(path: Path) -> dict[str, Any]:
 
 
 def _name(job: dict[str, Any]) -> str:
-    return f"{job['arch']}_{job['featureset']}_{job['flavour']}"
+    return job_key(job["arch"], job["featureset"], job["flavour"])
 
 
 def _read_lines(path: str) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from debian.deb822 import Deb822, PkgRelation
 from debian.debian_support import DpkgArchTable
 
-from orchestrator.errors import KboError
+from kbo.errors import KboError
 
 FIELDS = ("Build-Depends", "Build-Depends-Arch")
 

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from arches import ArchInfo
+from kbo.arches import ArchInfo
 
 BINFMT_MISC = Path("/proc/sys/fs/binfmt_misc")
-EXECUTORS = ("native", "cross", "qemu")
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def wrap(argv: list[str], spec: Spec) -> list[str]:
         "--",
         sys.executable,
         "-m",
-        "workers.sandbox",
+        "kbo.workers.sandbox",
         json.dumps(asdict(spec)),
         *argv,
     ]

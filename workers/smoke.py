@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import BinaryIO
 
-from arches import ArchInfo
-from workers import runner
+from kbo.arches import ArchInfo
+from kbo.workers import runner
 
 PROGRAM = r"""
 #include <linux/version.h>

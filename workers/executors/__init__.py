@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from arches import ArchInfo
-from orchestrator.config import Config
-from orchestrator.errors import KboError
-from workers.sandbox import Overlay
+from kbo.arches import ArchInfo
+from kbo.config import Config
+from kbo.errors import KboError
+from kbo.workers.sandbox import Overlay
 
 
 class ExecutorError(KboError):
@@ -31,7 +31,7 @@ class Execution:
 def prepare_execution(
     name: str, info: ArchInfo, config: Config, job_dir: Path, log: BinaryIO
 ) -> Execution:
-    from workers.executors import cross, native, qemu
+    from kbo.workers.executors import cross, native, qemu
 
     if name == "cross":
         return cross.execution(info)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from arches import ArchInfo
-from workers.executors import Execution, ExecutorError
+from kbo.arches import ArchInfo
+from kbo.workers.executors import Execution, ExecutorError
 
 
 def execution(info: ArchInfo) -> Execution:

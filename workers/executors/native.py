@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from arches import ArchInfo
-from orchestrator import dpkg_arch
-from workers.executors import Execution, ExecutorError
+from kbo.arches import ArchInfo
+from kbo.packaging import dpkg_arch
+from kbo.workers.executors import Execution, ExecutorError
 
 
 def execution(info: ArchInfo) -> Execution:

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from arches import ArchInfo
-from orchestrator.config import Config
-from workers import runner
-from workers.capabilities import BINFMT_MISC, binfmt_problem
-from workers.executors import Execution, ExecutorError
-from workers.sandbox import Overlay
+from kbo.arches import ArchInfo
+from kbo.config import Config
+from kbo.workers import runner
+from kbo.workers.capabilities import BINFMT_MISC, binfmt_problem
+from kbo.workers.executors import Execution, ExecutorError
+from kbo.workers.sandbox import Overlay
 
 # What a kernel build needs inside the chroot, beyond the buildd variant.
 CHROOT_PACKAGES = (

@@ -1,0 +1,92 @@
+"""``kbo <verb>``: argument parsing, and the one place errors become a line and a status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from kbo.cli import (
+    arches_cmd,
+    chroot_cmd,
+    coordinator_cmd,
+    import_cmd,
+    mail_cmd,
+    matrix_cmd,
+    snapshot_cmd,
+    status_cmd,
+    submit_cmd,
+    worker_cmd,
+)
+from kbo.errors import EXIT_BAD_INPUT, KboError
+
+EPILOG = """\
+exit status:
+  0  success (for status: every tracked arch is OK)
+  1  not OK: a build failed, or an arch is stale or failing
+  2  bad input: a malformed file or config, an unknown name, a missing path,
+     an unwritable state directory
+  3  a service or tool could not be reached or failed (broker, database, git, dpkg)
+
+Set KBO_DEBUG=1 to see a traceback for an unexpected error."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kbo",
+        description="Build every Debian architecture of the kernel package, so none falls behind.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    commands = (
+        matrix_cmd,
+        arches_cmd,
+        submit_cmd,
+        snapshot_cmd,
+        status_cmd,
+        worker_cmd,
+        coordinator_cmd,
+        chroot_cmd,
+        import_cmd,
+        mail_cmd,
+    )
+    for command in commands:
+        command.register(verbs)
+    return parser
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # SIGTERM (cron's timeout, systemd) unwinds like an error: cleanups run.
+    signal.signal(signal.SIGTERM, _terminate)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except KboError as e:
+        print(f"kbo: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("kbo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # the last line of defence: one line, unless asked for more
+        if os.environ.get("KBO_DEBUG"):
+            raise
+        print(
+            f"kbo: internal error: {type(e).__name__}: {e} (KBO_DEBUG=1 shows more)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT if isinstance(e, (ValueError, UnicodeError)) else 70
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

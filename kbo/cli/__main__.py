@@ -1,0 +1,5 @@
+import sys
+
+from kbo.cli import main
+
+sys.exit(main())

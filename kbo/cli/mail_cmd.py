@@ -1,0 +1,83 @@
+"""``kbo outbox`` lists the mails not yet sent; ``kbo digest`` mails the arches not OK."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from kbo.cli.common import add_config_argument
+from kbo.cli.table import format_table
+from kbo.config import load_config
+from kbo.errors import EXIT_OK, UserError
+
+
+def register(verbs: Any) -> None:
+    outbox = verbs.add_parser(
+        "outbox",
+        help="list the reports waiting to be mailed",
+        description="Reports not sent yet, with their last error.",
+    )
+    add_config_argument(outbox)
+    outbox.add_argument("--all", action="store_true", help="sent ones too")
+    outbox.add_argument("--json", action="store_true", help="print JSON")
+    outbox.set_defaults(run=run_outbox)
+    digest = verbs.add_parser(
+        "digest",
+        help="mail the tracked arches that are not OK (cron)",
+        description="Mails STALE, NEVER and FAILING arches with commits "
+        "behind and age; sends nothing when all are OK.",
+    )
+    add_config_argument(digest)
+    digest.add_argument("--recipe", help="judge builds of this recipe (default: from config)")
+    digest.set_defaults(run=run_digest)
+
+
+def run_outbox(args: argparse.Namespace) -> int:
+    from kbo.orchestrator.state import StateReader
+
+    config = load_config(args.config)
+    mails = StateReader.open(config.database).outbox(include_sent=args.all)
+    if args.json:
+        print(json.dumps([m.to_json() for m in mails], indent=2))
+        return EXIT_OK
+    print(
+        format_table(
+            ["ID", "KIND", "STATE", "TRIES", "NEXT TRY", "SUBJECT", "LAST ERROR"],
+            [
+                [
+                    str(m.id),
+                    m.kind,
+                    m.state,
+                    str(m.attempts),
+                    time.strftime("%H:%M:%S", time.localtime(m.next_try)),
+                    m.subject[:70],
+                    (m.last_error or "")[:80],
+                ]
+                for m in mails
+            ],
+        )
+    )
+    return EXIT_OK
+
+
+def run_digest(args: argparse.Namespace) -> int:
+    from kbo.orchestrator.mail import digest
+    from kbo.orchestrator.mail.outbox import Mailer
+    from kbo.orchestrator.standings import compute
+    from kbo.orchestrator.state import State
+
+    config = load_config(args.config)
+    if not config.smtp_host:
+        raise UserError("no smtp_host configured: nowhere to send the digest")
+    state = State(config.database)
+    now = time.time()
+    mail = digest.compose(config, compute(config, args.recipe or config.default_recipe, state), now)
+    if mail is None:
+        print("every tracked arch is OK: nothing to send")
+        return EXIT_OK
+    digest.queue(config, state, *mail, now)
+    sent = Mailer(config, state).flush()
+    print(f"{mail[0]}: {'sent' if sent else 'queued (see kbo outbox)'}")
+    return EXIT_OK

@@ -1,0 +1,83 @@
+"""``kbo matrix SOURCE``: the jobs one commit of the packaging defines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from kbo.cli.table import format_table
+from kbo.errors import EXIT_OK
+from kbo.packaging.matrix import Selection, select, split_globs
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    for kind in ("arch", "featureset", "flavour"):
+        parser.add_argument(
+            f"--{kind}",
+            action="append",
+            metavar="GLOB",
+            help=f"only these {kind}s (globs; repeat or separate with commas)",
+        )
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    return Selection(
+        split_globs(args.arch), split_globs(args.featureset), split_globs(args.flavour)
+    )
+
+
+def register(verbs: Any) -> None:
+    parser = verbs.add_parser(
+        "matrix",
+        help="show the build matrix (arch x featureset x flavour) of a source",
+        description="Read debian/config and debian/changelog and print the build jobs.",
+    )
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a debian/ directory or a tree holding one, a .dsc, or a git repository",
+    )
+    parser.add_argument("--rev", help="git revision to read (default HEAD)")
+    add_selection_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print a JSON list of jobs")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kbo.packaging.package import read_package
+
+    package = read_package(args.source, args.rev)
+    jobs = select(package.matrix, selection_from(args))
+    if args.json:
+        print(
+            json.dumps(
+                [job.to_json() | {"gnu_type": package.gnu_types[job.arch]} for job in jobs],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    head = package.head
+    where = package.source + (f" (commit {package.commit[:12]})" if package.commit else "")
+    print(f"Source:       {head.source} {head.version} ({head.distribution})")
+    print(f"Uploader:     {head.uploader}, {head.date}")
+    print(f"Read from:    {where}")
+    print(
+        f"Jobs:         {len(jobs)} of {len(package.matrix.jobs)}, "
+        f"{len({j.arch for j in jobs})} arches"
+    )
+    print()
+    rows = [
+        [
+            j.arch,
+            j.featureset,
+            j.flavour + (" *" if j.default_flavour else ""),
+            j.kernel_arch or "-",
+            j.target,
+        ]
+        for j in jobs
+    ]
+    print(format_table(["ARCH", "FEATURESET", "FLAVOUR", "KERNEL-ARCH", "TARGET"], rows))
+    if any(j.default_flavour for j in jobs):
+        print("\n* the arch's default flavour")
+    return EXIT_OK

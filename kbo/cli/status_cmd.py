@@ -1,0 +1,91 @@
+"""``kbo status``: every tracked arch, and whether it is built since the last commit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from kbo.cli.common import add_config_argument
+from kbo.cli.table import format_age, format_table
+from kbo.config import Config, load_config
+from kbo.errors import EXIT_NOT_OK, EXIT_OK
+from kbo.orchestrator.staleness import Standing
+
+
+def register(verbs: Any) -> None:
+    parser = verbs.add_parser(
+        "status",
+        help="show which tracked arches are built at the last commit (exit 1 if any is not)",
+        description="For each tracked arch: OK, STALE, NEVER, FAILING or BUILDING, the last "
+        "commit with a complete successful build, and how far HEAD is ahead of it.",
+    )
+    add_config_argument(parser)
+    parser.add_argument("--recipe", help="judge builds of this recipe (default: from config)")
+    parser.add_argument("--flavours", action="store_true", help="one row per flavour")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--html", metavar="FILE", help="also write a static status page")
+    parser.set_defaults(run=run)
+
+
+def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
+    """HEAD of the tracked branch, and the standing of every tracked arch against it."""
+    from kbo.orchestrator.standings import compute
+    from kbo.orchestrator.state import StateReader
+
+    state = StateReader.open(config.database)
+    try:
+        found = compute(config, recipe, state)
+    finally:
+        state.close()
+    return found.head, found.arches
+
+
+def run(args: argparse.Namespace) -> int:
+    from kbo.orchestrator.status_page import write_page
+
+    config = load_config(args.config)
+    recipe = args.recipe or config.default_recipe
+    head, arches = standings(config, recipe)
+    now = time.time()
+    if args.html:
+        write_page(Path(args.html), config, recipe, head, arches, now)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "head": head,
+                    "branch": config.branch,
+                    "recipe": recipe,
+                    "arches": [a.to_json(now) for a in arches],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(f"{config.repository} {config.branch} at {head[:12]}, recipe {recipe}\n")
+        rows = [_row(s, now) for a in arches for s in ([a, *a.flavours] if args.flavours else [a])]
+        print(
+            format_table(["ARCH", "STATE", "LAST GOOD", "BEHIND", "STALE FOR", "FAILING AT"], rows)
+        )
+    return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
+
+
+def _row(s: Standing, now: float) -> list[str]:
+    good = (
+        "-"
+        if s.last_good is None
+        else (
+            f"{s.last_good.sha[:7]} {time.strftime('%Y-%m-%d', time.gmtime(s.last_good.timestamp))}"
+        )
+    )
+    return [
+        s.name,
+        s.state,
+        good,
+        "-" if s.commits_behind is None else str(s.commits_behind),
+        "-" if s.stale_since is None else format_age(now - s.stale_since),
+        (s.failing_commit or "-")[:7],
+    ]

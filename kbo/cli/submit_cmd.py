@@ -1,0 +1,231 @@
+"""``kbo submit``: ask the coordinator to plan and queue a run, and follow it with --wait."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kbo import arches
+from kbo.cli.common import add_config_argument, submitter
+from kbo.cli.local import LocalServices
+from kbo.cli.matrix_cmd import add_selection_arguments, selection_from
+from kbo.cli.table import format_table
+from kbo.config import Config, load_config
+from kbo.errors import EXIT_NOT_OK, EXIT_OK, InfraError, UserError
+from kbo.orchestrator.state import State
+from kbo.packaging import dpkg_arch
+
+if TYPE_CHECKING:  # Celery is imported by the verbs that talk to a broker, not at start-up
+    from celery import Celery
+
+GLOB_CHARACTERS = set("*?[")
+PROGRESS_SECONDS = 30  # --wait prints a line at least this often while builds run
+
+
+def register(verbs: Any) -> None:
+    parser = verbs.add_parser(
+        "submit",
+        help="queue the build jobs of a commit (exit 1 with --wait if any failed)",
+        description="The coordinator plans the jobs from the matrix at REV, records the run "
+        "and queues every job that is not already queued, running or done.",
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        nargs="?",
+        help="packaging git repository, as a path or URL the coordinator can reach "
+        "(default: the configured repository)",
+    )
+    parser.add_argument("--rev", help="branch or commit (default: the configured branch)")
+    parser.add_argument("--recipe", help="how to build (default: from config)")
+    add_selection_arguments(parser)
+    parser.add_argument("--reason", default="manual", help="why (cron runs say so)")
+    parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    parser.add_argument("--json", action="store_true", help="print the run as JSON")
+    parser.set_defaults(run=run)
+
+
+def check_arch_names(patterns: tuple[str, ...]) -> None:
+    """Catch a misspelt arch before anything is sent: plain names must be Debian arches."""
+    names = [p for p in patterns if not GLOB_CHARACTERS & set(p)]
+    known = dpkg_arch.gnu_types(names)
+    for name in names:
+        if known.get(name) is None or name not in arches.supported():
+            raise UserError(f"--arch {name}: unknown architecture")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kbo import messaging
+    from kbo.messaging.app import make_app
+
+    config = load_config(args.config)
+    selection = selection_from(args)
+    check_arch_names(selection.arches)
+    request = {
+        "id": str(uuid.uuid4()),
+        "source": _source(args.source),
+        "rev": args.rev,
+        "recipe": args.recipe,
+        "arches": selection.arches,
+        "featuresets": selection.featuresets,
+        "flavours": selection.flavours,
+        "reason": args.reason,
+        "submitter": submitter(),
+    }
+    if config.embedded:
+        state = State(config.database)  # the local coordinator will write here
+        state.check_writable()
+        state.close()
+    app = make_app(config)
+    messaging.check_broker(app)
+    if config.embedded:
+        with LocalServices(config, args.config, workers=args.wait) as services:
+            return _submit(app, config, request, args, services)
+    return _submit(app, config, request, args, None)
+
+
+def _source(source: str | None) -> str | None:
+    """A local path goes to the coordinator as an absolute path; a URL as it is."""
+    from kbo.packaging.repository import is_url, source_id
+
+    if source is None or is_url(source):
+        return source
+    return source_id(source)
+
+
+def _submit(
+    app: Celery,
+    config: Config,
+    request: dict[str, Any],
+    args: argparse.Namespace,
+    services: LocalServices | None,
+) -> int:
+    from kbo import messaging
+
+    reply = messaging.request(app, "kbo.submit", request, timeout=config.reply_seconds)
+    out = sys.stderr if args.json else sys.stdout
+    new = sum(1 for job in reply["jobs"] if job["enqueued"])
+    print(
+        f"run {reply['id']}: {reply['version']} at {reply['commit_sha'][:12]}, recipe "
+        f"{reply['recipe']}, by {reply['submitter']} ({reply['reason']})",
+        file=out,
+    )
+    print(
+        f"{len(reply['jobs'])} jobs, {new} queued now, "
+        f"{len(reply['jobs']) - new} already queued, running or done",
+        file=out,
+    )
+    if not args.wait:
+        print(jobs_table(reply["jobs"]), file=out)
+        if args.json:
+            print(json.dumps(_summary(reply), indent=2))
+        return EXIT_OK
+    final = follow(app, reply["id"], out, reply_seconds=config.reply_seconds, services=services)
+    print(jobs_table(final["jobs"]), file=out)
+    if args.json:
+        print(json.dumps(_summary(final), indent=2))
+    return EXIT_OK if all(j["state"] == "succeeded" for j in final["jobs"]) else EXIT_NOT_OK
+
+
+def follow(
+    app: Celery,
+    run_id: str,
+    out: Any,
+    *,
+    reply_seconds: float,
+    services: LocalServices | None = None,
+) -> dict[str, Any]:
+    """Poll the run until every job has ended; print each change as it happens. A local
+    coordinator or worker that dies ends the wait with an error; a remote coordinator
+    that stops answering (a restart) is waited for."""
+    from kbo import messaging
+
+    seen: dict[str, str] = {}
+    start = last_line = time.monotonic()
+    while True:
+        if services is not None:
+            services.check()
+        try:
+            summary: dict[str, Any] = messaging.call(
+                app, "kbo.run_summary", run_id, timeout=reply_seconds
+            )
+        except InfraError as e:
+            if services is not None:
+                services.check()
+            print(f"[{time.monotonic() - start:7.1f}s] {e}; still waiting", file=out, flush=True)
+            continue
+        if time.monotonic() - last_line >= PROGRESS_SECONDS:
+            counts = collections.Counter(job["state"] for job in summary["jobs"])
+            print(
+                f"[{time.monotonic() - start:7.1f}s] "
+                + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+                file=out,
+                flush=True,
+            )
+            last_line = time.monotonic()
+        for job in summary["jobs"]:
+            if seen.get(job["name"]) != job["state"]:
+                seen[job["name"]] = job["state"]
+                where = f" on {job['worker']}" if job.get("worker") else ""
+                last_line = time.monotonic()
+                print(
+                    f"[{time.monotonic() - start:7.1f}s] {job['name']}: {job['state']}{where}"
+                    + (f" ({job['executor']})" if job.get("executor") else ""),
+                    file=out,
+                    flush=True,
+                )
+        if all(job["state"] in ("succeeded", "failed") for job in summary["jobs"]):
+            return summary
+        time.sleep(0.5)
+
+
+def jobs_table(jobs: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            j["arch"],
+            j["featureset"],
+            j["flavour"],
+            j["state"],
+            str(j["attempts"]),
+            j.get("executor") or "-",
+            j.get("worker") or "-",
+            (j.get("first_error") or "")[:60],
+        ]
+        for j in jobs
+    ]
+    return format_table(
+        ["ARCH", "FEATURESET", "FLAVOUR", "STATE", "ATTEMPTS", "EXECUTOR", "WORKER", "FIRST ERROR"],
+        rows,
+    )
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "arch",
+        "featureset",
+        "flavour",
+        "state",
+        "attempts",
+        "executor",
+        "worker",
+        "worker_host",
+        "first_error",
+        "log_path",
+        "artifacts",
+    )
+    return {
+        k: run[k]
+        for k in ("id", "source", "rev", "commit_sha", "recipe", "version", "submitter", "reason")
+    } | {
+        "succeeded": all(j["state"] == "succeeded" for j in run["jobs"]),
+        "jobs": [
+            {k: j.get(k) for k in keys} | {"target": f"binary-arch_{j['name']}"}
+            for j in run["jobs"]
+        ],
+    }

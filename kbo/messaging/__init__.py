@@ -1,0 +1,83 @@
+"""Sending messages through the broker: build jobs out, reports and requests in.
+
+Everything a worker or a client says to the coordinator goes to one queue. Calls that
+need an answer wait for the coordinator's reply through the result backend.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
+from kombu.exceptions import OperationalError
+
+from kbo.errors import InfraError, KboError
+from kbo.messaging.app import COORDINATOR_QUEUE, build_queue, safe_url
+
+# Publishing retries through a broker restart instead of giving up after three tries.
+RETRY_POLICY = {"max_retries": None, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
+
+
+def check_broker(app: Celery) -> None:
+    """Fail fast, in one line naming the broker (never its password), if it is down."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=2, interval_start=0.2, interval_step=0.5)
+    except (OperationalError, OSError) as e:
+        url = safe_url(app.conf.broker_url if app.conf.broker_url != "filesystem://" else "")
+        raise InfraError(f"cannot reach the broker {url}: {e}") from None
+
+
+def request(app: Celery, task: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Ask the coordinator to act on ``body``; its refusal becomes the error it names."""
+    reply: dict[str, Any] = call(app, task, body, timeout=timeout)
+    if "error" in reply:
+        error = KboError(reply["error"])
+        error.exit_status = reply.get("exit_status", error.exit_status)
+        raise error
+    return reply
+
+
+def send(app: Celery, task: str, *args: Any, retry: bool = True) -> str:
+    """Queue a message for the coordinator; with ``retry``, wait out a broker outage."""
+    result = app.send_task(
+        task, args=args, queue=COORDINATOR_QUEUE, retry=retry, retry_policy=RETRY_POLICY
+    )
+    return str(result.id)
+
+
+def call(app: Celery, task: str, *args: Any, timeout: float | None = None) -> Any:
+    """Ask the coordinator and wait for its answer; ``timeout=None`` waits for ever."""
+    result = app.send_task(
+        task, args=args, queue=COORDINATOR_QUEUE, retry=True, retry_policy=RETRY_POLICY
+    )
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = 30.0 if deadline is None else max(0.1, deadline - time.monotonic())
+        try:
+            return result.get(
+                timeout=min(30.0, remaining),
+                disable_sync_subtasks=False,
+                propagate=True,
+                interval=0.05,
+            )
+        except CeleryTimeout:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise InfraError(
+                    f"the coordinator did not answer within {timeout:.0f} s "
+                    f"(is `kbo coordinator` running?); request {result.id} stays queued"
+                ) from None
+        except (OperationalError, ConnectionError, OSError):
+            time.sleep(1)  # the broker or backend is restarting: keep waiting
+
+
+def publish_build(app: Celery, attempt_id: int, arch: str) -> None:
+    app.send_task(
+        "kbo.build",
+        args=(attempt_id,),
+        queue=build_queue(arch),
+        retry=True,
+        retry_policy=RETRY_POLICY,
+    )

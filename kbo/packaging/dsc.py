@@ -1,0 +1,140 @@
+"""Read a ``.dsc`` and unpack only the ``debian/`` files kbo reads from its debian tarball."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian.deb822 import Dsc
+
+from kbo.errors import UserError
+
+# A file named in a .dsc must be a plain name in the .dsc's own directory.
+_SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*")
+_DEBIAN_TARBALL = re.compile(r".*\.debian\.tar\.(xz|gz|bz2)")
+
+
+@dataclass(frozen=True)
+class DscFile:
+    name: str
+    size: int
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class DscInfo:
+    path: Path
+    source: str
+    version: str
+    files: tuple[DscFile, ...]
+
+    def file(self, pattern: re.Pattern[str]) -> DscFile | None:
+        return next((f for f in self.files if pattern.fullmatch(f.name)), None)
+
+    @property
+    def debian_tarball(self) -> DscFile:
+        found = self.file(_DEBIAN_TARBALL)
+        if found is None:
+            raise UserError(
+                "lists no .debian.tar.* (format 1.0 .diff.gz is not supported)", str(self.path)
+            )
+        return found
+
+
+def read_dsc(path: Path) -> DscInfo:
+    """Parse and check a .dsc: required fields, safe file names, a complete signature."""
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(e.strerror or "cannot read", where) from None
+    if b"-----BEGIN PGP SIGNED MESSAGE-----" in raw and b"-----END PGP SIGNATURE-----" not in raw:
+        raise UserError("truncated: the PGP signature does not end", where)
+    dsc = Dsc(raw)
+    for field in ("Format", "Source", "Version", "Files"):
+        if not dsc.get(field):
+            raise UserError(f"truncated or malformed: no {field} field", where)
+    sizes: dict[str, int] = {}
+    for entry in dsc["Files"]:
+        name = entry.get("name", "")
+        if not _SAFE_FILE_NAME.fullmatch(name) or ".." in name:
+            raise UserError(f"refusing file name {name!r}: not a plain file name", where)
+        try:
+            sizes[name] = int(entry["size"])
+        except (KeyError, ValueError):
+            raise UserError(f"bad size for {name!r}", where) from None
+    sha256 = {e["name"]: e["sha256"] for e in dsc.get("Checksums-Sha256", [])}
+    files = tuple(DscFile(name, size, sha256.get(name)) for name, size in sizes.items())
+    return DscInfo(path, dsc["Source"], dsc["Version"], files)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: DscFile, where: str) -> None:
+    """Check size and SHA-256 of a file against what its .dsc says."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UserError(f"{expected.name} is missing beside the .dsc", where) from None
+    if size != expected.size:
+        raise UserError(f"{expected.name}: size {size} does not match {expected.size}", where)
+    if expected.sha256 is not None and sha256_of(path) != expected.sha256:
+        raise UserError(f"{expected.name}: SHA-256 does not match", where)
+
+
+def unpack_debian(
+    tarball: Path, dest: Path, want: Callable[[str], bool], *, links: bool = False
+) -> Path:
+    """Extract the regular files whose path (below ``debian/``) ``want`` accepts.
+
+    Member names are checked one by one: no absolute paths, no ``..``, no devices, and
+    no links unless ``links``; then only symlinks that stay inside ``debian/`` (the
+    kernel's ``debian/bin/debian_linux`` is one). Returns ``dest/debian``.
+    """
+    root = dest / "debian"
+    try:
+        with tarfile.open(tarball) as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if not name.startswith("debian/") or not (
+                    member.isfile() or (links and member.issym())
+                ):
+                    continue
+                relative = name.removeprefix("debian/")
+                parts = relative.split("/")
+                if relative.startswith("/") or ".." in parts or not want(relative):
+                    continue
+                target = root.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if member.issym():
+                    _symlink_inside(relative, member.linkname, target, tarball)
+                    continue
+                source = tar.extractfile(member)
+                if source is not None:
+                    with source, target.open("wb") as out:
+                        shutil.copyfileobj(source, out)
+                    target.chmod(0o755 if member.mode & 0o111 else 0o644)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise UserError(f"cannot unpack: {e}", str(tarball)) from None
+    return root
+
+
+def _symlink_inside(relative: str, link: str, target: Path, tarball: Path) -> None:
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), link))
+    if link.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        raise UserError(
+            f"refusing symlink debian/{relative} -> {link}: leaves debian/", str(tarball)
+        )
+    target.symlink_to(link)

@@ -1,0 +1,81 @@
+"""A packaging repository from a Debian source package: its ``debian/`` in a new git
+repository, one commit dated and authored as the changelog's newest entry.
+
+The debian tarball comes from beside the ``.dsc`` or from the mirror's pool, and must
+match the ``.dsc``'s size and SHA-256. The same ``.dsc`` always gives the same commit.
+Nothing is left behind when the import fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from email.utils import parseaddr
+from pathlib import Path
+
+from debian.changelog import Changelog
+
+from kbo.config import Config
+from kbo.errors import InfraError, UserError
+from kbo.packaging import download
+from kbo.packaging.dsc import DscInfo, read_dsc, unpack_debian, verify
+
+
+def import_dsc(dsc_path: Path, dest: Path, branch: str, config: Config) -> str:
+    """Make ``dest`` a git repository holding the package's ``debian/``; return the commit."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UserError("exists and is not empty", str(dest))
+    info = read_dsc(dsc_path)
+    wanted = info.debian_tarball
+    beside = dsc_path.parent / wanted.name
+    if beside.is_file():
+        verify(beside, wanted, str(dsc_path))
+        tarball = beside
+    else:
+        url = download.pool_url(config.mirror, info.source, wanted.name)
+        tarball = download.fetch(url, wanted.name, config.cache_path / "downloads", wanted)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        commit = _commit(info, tarball, work, branch)
+        if dest.exists():
+            dest.rmdir()
+        work.rename(dest)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return commit
+
+
+def _commit(info: DscInfo, tarball: Path, work: Path, branch: str) -> str:
+    unpack_debian(tarball, work, lambda _: True, links=True)
+    entry = next(iter(Changelog((work / "debian/changelog").read_bytes(), max_blocks=1)))
+    name, mail = parseaddr(entry.author or "")
+    if not name or not mail or not entry.date:
+        raise UserError("the newest changelog entry has no usable trailer", str(info.path))
+    identity = {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": mail,
+        "GIT_AUTHOR_DATE": entry.date,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": mail,
+        "GIT_COMMITTER_DATE": entry.date,
+    }
+    message = f"Import {info.source} {info.version}"
+    _git(work, identity, "init", "--quiet", "--initial-branch", branch)
+    _git(work, identity, "add", "--all")
+    _git(work, identity, "commit", "--quiet", "--no-verify", "-m", message)
+    return _git(work, identity, "rev-parse", "HEAD").strip()
+
+
+def _git(repo: Path, identity: dict[str, str], *args: str) -> str:
+    argv = ["git", "-c", "commit.gpgsign=false", "-C", str(repo), *args]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), "LC_ALL": "C.UTF-8"} | identity
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    except FileNotFoundError:
+        raise InfraError("git is not installed") from None
+    if result.returncode != 0:
+        raise InfraError(f"git {args[0]} failed: {result.stderr.strip()}", str(repo))
+    return result.stdout

@@ -1,0 +1,113 @@
+"""Open what the user names as SOURCE: a directory, a ``.dsc`` or a git repository.
+
+Each gives a ``DebianTree``: read access to the files under ``debian/`` that kbo reads.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kbo.errors import UserError
+from kbo.packaging import dsc, repository
+from kbo.packaging.debian_config.tree import DebianTree
+
+
+def wanted(path: str) -> bool:
+    """The files kbo reads below ``debian/``: config ``defines`` and the changelog.
+
+    The kernel configs beside them are megabytes that planning never needs.
+    """
+    name = path.rsplit("/", 1)[-1]
+    return path == "changelog" or (
+        path.startswith("config/") and name in ("defines", "defines.toml")
+    )
+
+
+@dataclass
+class DirectoryTree:
+    root: Path
+
+    @property
+    def label(self) -> str:
+        return str(self.root)
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return (self.root / path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def where(self, path: str) -> str:
+        return str(self.root / path)
+
+
+@dataclass
+class GitTree:
+    repo: Path
+    rev: str
+    commit: str
+    files: dict[str, bytes]
+    prefix: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.repo}@{self.commit[:12]}"
+
+    def read(self, path: str) -> bytes | None:
+        return self.files.get(path)
+
+    def where(self, path: str) -> str:
+        return f"{self.rev}:{self.prefix}debian/{path}"
+
+
+@contextmanager
+def open_tree(spec: str, rev: str | None = None) -> Iterator[DebianTree]:
+    """Yield the tree for SOURCE; temporary files (from a .dsc) go when the block ends."""
+    path = Path(spec)
+    if not path.exists():
+        raise UserError("no such file or directory", spec)
+    if path.is_file():
+        if rev is not None:
+            raise UserError("--rev applies to a git repository, not a file", spec)
+        if path.suffix != ".dsc":
+            raise UserError("not a .dsc, a directory or a git repository", spec)
+        with tempfile.TemporaryDirectory(prefix="kbo-dsc-") as tmp:
+            yield _dsc_tree(path, Path(tmp))
+        return
+    if repository.is_repository(path):
+        yield git_tree(path, rev or "HEAD")
+        return
+    if rev is not None:
+        raise UserError("--rev given, but this is not a git repository", spec)
+    yield DirectoryTree(_debian_dir(path))
+
+
+def git_tree(repo: Path, rev: str) -> GitTree:
+    commit = repository.resolve(repo, rev)
+    prefix = repository.prefix(repo)
+    base = f"{prefix}debian/"
+    blobs = repository.read_blobs(repo, commit, base, lambda p: wanted(p.removeprefix(base)))
+    files = {path.removeprefix(base): data for path, data in blobs.items()}
+    if not files:
+        raise UserError(f"no debian/ directory at {rev}", str(repo))
+    return GitTree(repo, rev, commit, files, prefix)
+
+
+def _debian_dir(path: Path) -> Path:
+    if (path / "debian").is_dir():
+        return path / "debian"
+    if (path / "config").is_dir() or (path / "changelog").is_file():
+        return path
+    raise UserError("contains no debian/ directory", str(path))
+
+
+def _dsc_tree(path: Path, tmp: Path) -> DirectoryTree:
+    info = dsc.read_dsc(path)
+    tarball = info.debian_tarball
+    tarball_path = path.parent / tarball.name
+    dsc.verify(tarball_path, tarball, str(path))
+    return DirectoryTree(dsc.unpack_debian(tarball_path, tmp, wanted))

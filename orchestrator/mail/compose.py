@@ -1,0 +1,223 @@
+"""Compose kbo's mails from state, git and logs: failure reports, FIXED mails, digests.
+
+Plain text, UTF-8, proper MIME; the full log is linked or named, never attached.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+from kbo.config import Config
+from kbo.orchestrator.state import Attempt, Job, StateReader
+from kbo.packaging import repository
+
+MAX_LINE = 300
+TAIL_LINES = 40
+STAGE = "== kbo stage "
+
+
+def clean_lines(data: bytes) -> list[str]:
+    """Log lines fit for a mail: invalid UTF-8 replaced, control characters and very long
+    lines cut."""
+    lines = []
+    for raw in data.decode("utf-8", errors="replace").splitlines():
+        line = "".join(c if c.isprintable() or c == "\t" else "?" for c in raw)
+        if len(line) > MAX_LINE:
+            line = f"{line[:MAX_LINE]} [... {len(line) - MAX_LINE} characters cut]"
+        lines.append(line)
+    return lines
+
+
+def read_log(path: str | None) -> list[str]:
+    if not path or not Path(path).exists():
+        return []
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return clean_lines(f.read())
+
+
+@dataclass(frozen=True)
+class Suspect:
+    sha: str
+    author: str
+    email: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """One job of a report, with what the mail says about it."""
+
+    job: Job
+    attempt: Attempt
+    version: str
+    last_good: str | None
+    suspects: list[Suspect]
+
+
+class Composer:
+    def __init__(self, config: Config, state: StateReader) -> None:
+        self.config = config
+        self.state = state
+
+    def compose(self, kind: str, data: dict[str, Any]) -> EmailMessage:
+        if kind == "digest":
+            return self._message(data["subject"], data["body"], data["recipients"], {})
+        reports = [self._report(entry["job"]) for entry in data["jobs"]]
+        first = reports[0].job
+        if kind == "failure":
+            subject, body = self._failure(reports)
+            state = "FAILED"
+        else:
+            subject, body = self._fixed(reports, data["jobs"][0])
+            state = "FIXED"
+        recipients = self._recipients(first, reports[0].suspects if kind == "failure" else [])
+        headers = {
+            "X-Kbo-Arch": first.arch,
+            "X-Kbo-Commit": first.commit,
+            "X-Kbo-Flavour": ", ".join(r.job.flavour for r in reports),
+            "X-Kbo-State": state,
+        }
+        return self._message(subject, body, recipients, headers)
+
+    def _message(
+        self, subject: str, body: str, recipients: list[str], headers: dict[str, str]
+    ) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.config.mail_from
+        message["To"] = ", ".join(recipients)
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(domain="kbo")
+        for name, value in headers.items():
+            message[name] = value
+        message["X-Kbo-Recipients"] = ", ".join(recipients)
+        message.set_content(body, charset="utf-8")
+        return message
+
+    def _recipients(self, job: Job, suspects: list[Suspect]) -> list[str]:
+        wanted = list(self.config.mail_to)
+        for entry in self.config.arch_recipients:
+            arch, _, address = entry.partition(":")
+            if arch == job.arch:
+                wanted.append(address)
+        if self.config.mail_authors:
+            wanted += [s.email for s in suspects]
+        return list(dict.fromkeys(wanted))
+
+    def _report(self, job_id: int) -> JobReport:
+        job = self.state.job(job_id)
+        assert job is not None and job.current_attempt is not None  # reports name real jobs
+        attempt = self.state.attempt(job.current_attempt)
+        assert attempt is not None
+        last_good = self.state.last_success(job)
+        return JobReport(
+            job,
+            attempt,
+            self.state.version_of_job(job.id) or "?",
+            last_good,
+            self._suspects(job.source, last_good, job.commit),
+        )
+
+    def _suspects(self, source: str, good: str | None, bad: str) -> list[Suspect]:
+        try:
+            repo = repository.local_repository(source, self.config)
+        except Exception as e:
+            return [Suspect("?", "?", "", f"git unavailable: {e}")]
+        span = f"{good}..{bad}" if good else bad
+        out = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "log",
+                "--format=%h%x00%an%x00%ae%x00%s",
+                "--max-count=50",
+                span,
+                "--",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        return [Suspect(*line.split("\0")) for line in out.splitlines() if line.count("\0") == 3]
+
+    def _failure(self, reports: list[JobReport]) -> tuple[str, str]:
+        report = reports[0]
+        job, attempt = report.job, report.attempt
+        flavours = ", ".join(r.job.flavour for r in reports)
+        lines = read_log(attempt.log_path)
+        stages = (ln[len(STAGE) : -3] for ln in reversed(lines) if ln.startswith(STAGE))
+        step = next(stages, "?")
+        duration = (attempt.ended_at or 0) - (attempt.started_at or 0)
+        subject = (
+            f"[kbo] {report.version}: {job.arch}/{job.featureset}/{flavours} "
+            f"FAILED at {job.commit[:7]}"
+        )
+        error = attempt.first_error or "(none found)"
+        at = next((i for i, ln in enumerate(lines) if error and error[:60] in ln), None)
+        context = lines[max(0, at - 2) : at + 6] if at is not None else [error]
+        if report.last_good:
+            head = (
+                f"Suspects: the {len(report.suspects)} commit(s) since the last successful "
+                f"build at {report.last_good[:7]}:"
+            )
+        else:
+            head = "Suspects: this job never built successfully, so every commit up to here:"
+        suspects = [f"  {s.sha} {s.author} <{s.email}>  {s.subject}" for s in report.suspects]
+        body = "\n".join(
+            [
+                f"{report.version} failed to build for {job.arch} at commit {job.commit}.",
+                "",
+                "What failed",
+                f"  arch / featureset:  {job.arch} / {job.featureset}",
+                f"  flavours:           {flavours}",
+                f"  recipe, stage:      {job.recipe}, {step}",
+                f"  executor, worker:   {attempt.executor} on {attempt.worker} "
+                f"({attempt.worker_host})",
+                f"  duration:           {duration:.0f} s",
+                "",
+                "First error",
+                *(f"  {ln}" for ln in context),
+                "",
+                head,
+                *suspects,
+                "",
+                f"Last {TAIL_LINES} log lines",
+                *(f"  {ln}" for ln in lines[-TAIL_LINES:]),
+                "",
+                f"Full log: {self._log_link(job, attempt)}",
+                "",
+                "Reproduce",
+                f"  kbo submit {job.source} --rev {job.commit} --recipe {job.recipe} "
+                f"--arch {job.arch} --featureset {job.featureset} --flavour {job.flavour} "
+                "--wait",
+            ]
+        )
+        return subject, body + "\n"
+
+    def _fixed(self, reports: list[JobReport], entry: dict[str, Any]) -> tuple[str, str]:
+        report = reports[0]
+        job = report.job
+        flavours = ", ".join(r.job.flavour for r in reports)
+        subject = (
+            f"[kbo] {report.version}: {job.arch}/{job.featureset}/{flavours} "
+            f"FIXED at {job.commit[:7]}"
+        )
+        body = (
+            f"{job.arch}/{job.featureset}/{flavours} builds again.\n\n"
+            f"Fixed by commit {job.commit}.\n"
+            f"Failing since commit {entry['failing_since']}, with:\n  {entry['error']}\n"
+        )
+        return subject, body
+
+    def _log_link(self, job: Job, attempt: Attempt) -> str:
+        if self.config.log_url:
+            return f"{self.config.log_url.rstrip('/')}/{job.key}/{attempt.id}.log.gz"
+        return str(attempt.log_path)

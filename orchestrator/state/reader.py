@@ -1,0 +1,221 @@
+"""Reading kbo's state: the queries behind status, the digest, mail and run summaries.
+
+Every query here is read-only and indexed: none reads the whole history. A reader opens
+the database read-only, so ``kbo status`` can never change it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from kbo.errors import InfraError, UserError
+from kbo.orchestrator.state import schema
+from kbo.orchestrator.state.records import (
+    Attempt,
+    CachedMatrix,
+    Job,
+    JobResult,
+    OutboxMail,
+    Run,
+    RunJob,
+    RunSummary,
+)
+
+# SQLite's limit on bound parameters is 32,766; chunks of commits stay well below it.
+_MAX_PARAMETERS = 900
+
+
+class StateReader:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> StateReader:
+        """The database at ``path``, read-only. No file yet means nothing was ever
+        recorded: the reader then answers from an empty, in-memory schema."""
+        if not path.exists():
+            db = _connect(":memory:", path)
+            schema.migrate(db, path)
+            return cls(db, path)
+        schema.check_file(path)
+        db = _connect(f"{path.resolve().as_uri()}?mode=ro", path, uri=True)
+        version = schema.version_of(db, path)
+        if version != schema.VERSION:
+            raise UserError(
+                f"the state database has schema {version}; start the coordinator once to "
+                f"bring it to {schema.VERSION}",
+                str(path),
+            )
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _all(self, query: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.db.execute(query, args).fetchall()
+        except sqlite3.Error as e:
+            raise InfraError(f"cannot read the state database: {e}", str(self.path)) from None
+
+    def _one(self, query: str, args: Sequence[object] = ()) -> sqlite3.Row | None:
+        rows = self._all(query, args)
+        return rows[0] if rows else None
+
+    # -- runs, jobs, attempts --------------------------------------------------------
+
+    def run(self, run_id: str) -> RunSummary | None:
+        row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            return None
+        jobs = self._all(
+            "SELECT j.*, rj.enqueued, a.id AS a_id,"
+            " (SELECT COUNT(*) FROM attempts WHERE job_id = j.id) AS attempt_count"
+            " FROM run_jobs rj JOIN jobs j ON j.id = rj.job_id"
+            " LEFT JOIN attempts a ON a.id = j.current_attempt"
+            " WHERE rj.run_id = ? ORDER BY j.arch, j.featureset, j.flavour",
+            (run_id,),
+        )
+        attempts = self._attempts_by_id(r["a_id"] for r in jobs if r["a_id"] is not None)
+        return RunSummary(
+            Run.from_row(row),
+            [
+                RunJob(
+                    Job.from_row(r),
+                    attempts.get(r["a_id"]),
+                    bool(r["enqueued"]),
+                    r["attempt_count"],
+                )
+                for r in jobs
+            ],
+        )
+
+    def _attempts_by_id(self, ids: Iterable[int]) -> dict[int, Attempt]:
+        wanted = list(ids)
+        found: dict[int, Attempt] = {}
+        for start in range(0, len(wanted), _MAX_PARAMETERS):
+            chunk = wanted[start : start + _MAX_PARAMETERS]
+            query = f"SELECT * FROM attempts WHERE id IN ({_marks(chunk)})"  # noqa: S608
+            for row in self._all(query, chunk):
+                found[row["id"]] = Attempt.from_row(row)
+        return found
+
+    def job(self, job_id: int) -> Job | None:
+        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return None if row is None else Job.from_row(row)
+
+    def attempt(self, attempt_id: int) -> Attempt | None:
+        row = self._one("SELECT * FROM attempts WHERE id = ?", (attempt_id,))
+        return None if row is None else Attempt.from_row(row)
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        rows = self._all("SELECT * FROM attempts WHERE job_id = ? ORDER BY number", (job_id,))
+        return [Attempt.from_row(r) for r in rows]
+
+    def job_of_attempt(self, attempt_id: int) -> Job | None:
+        row = self._one(
+            "SELECT j.* FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.id = ?",
+            (attempt_id,),
+        )
+        return None if row is None else Job.from_row(row)
+
+    def version_of_job(self, job_id: int) -> str | None:
+        """The package version the job's first run recorded (from debian/changelog)."""
+        row = self._one(
+            "SELECT r.version FROM runs r JOIN run_jobs rj ON rj.run_id = r.id"
+            " WHERE rj.job_id = ? LIMIT 1",
+            (job_id,),
+        )
+        return None if row is None else str(row[0])
+
+    def last_success(self, job: Job) -> str | None:
+        """The commit of the newest other success of the job's key and recipe."""
+        row = self._one(
+            "SELECT commit_sha FROM jobs WHERE source = ? AND recipe = ? AND arch = ?"
+            " AND featureset = ? AND flavour = ? AND state = 'succeeded' AND id != ?"
+            " ORDER BY updated_at DESC LIMIT 1",
+            (job.source, job.recipe, job.arch, job.featureset, job.flavour, job.id),
+        )
+        return None if row is None else str(row[0])
+
+    # -- standings ---------------------------------------------------------------------
+
+    def results_at(
+        self, source: str, recipe: str, arches: Sequence[str], commits: Sequence[str]
+    ) -> list[JobResult]:
+        """The jobs of these arches at these commits: one index lookup per pair."""
+        found: list[JobResult] = []
+        step = max(1, _MAX_PARAMETERS - len(arches))
+        for start in range(0, len(commits), step):
+            chunk = list(commits[start : start + step])
+            query = (
+                "SELECT commit_sha, arch, featureset, flavour, state FROM jobs"  # noqa: S608
+                f" WHERE source = ? AND recipe = ? AND arch IN ({_marks(arches)})"
+                f" AND commit_sha IN ({_marks(chunk)})"
+            )
+            rows = self._all(query, (source, recipe, *arches, *chunk))
+            found += [JobResult(*r) for r in rows]
+        return found
+
+    def has_results(self, source: str, recipe: str, arch: str) -> bool:
+        return (
+            self._one(
+                "SELECT 1 FROM jobs WHERE source = ? AND recipe = ? AND arch = ? LIMIT 1",
+                (source, recipe, arch),
+            )
+            is not None
+        )
+
+    def in_flight(self, source: str, recipe: str) -> int:
+        """Jobs of the recipe queued or running, at any commit."""
+        row = self._one(
+            "SELECT COUNT(*) FROM jobs WHERE source = ? AND recipe = ?"
+            " AND state IN ('queued', 'running')",
+            (source, recipe),
+        )
+        return int(row[0]) if row else 0
+
+    def matrix(self, source: str, commit: str) -> CachedMatrix | None:
+        row = self._one(
+            "SELECT version, jobs FROM matrices WHERE source = ? AND commit_sha = ?",
+            (source, commit),
+        )
+        if row is None:
+            return None
+        return CachedMatrix(row["version"], [tuple(j) for j in json.loads(row["jobs"])])
+
+    # -- mail ------------------------------------------------------------------------
+
+    def due_mail(self, now: float) -> list[OutboxMail]:
+        rows = self._all(
+            "SELECT * FROM outbox WHERE state = 'pending' AND due_at <= ? AND next_try <= ?"
+            " ORDER BY id",
+            (now, now),
+        )
+        return [OutboxMail.from_row(r) for r in rows]
+
+    def outbox(self, *, include_sent: bool) -> list[OutboxMail]:
+        where = "" if include_sent else "WHERE state = 'pending'"
+        rows = self._all(f"SELECT * FROM outbox {where} ORDER BY id")  # noqa: S608
+        return [OutboxMail.from_row(r) for r in rows]
+
+    def last_digest_at(self) -> float | None:
+        row = self._one("SELECT MAX(created_at) FROM outbox WHERE kind = 'digest'")
+        return None if row is None or row[0] is None else float(row[0])
+
+
+def _marks(values: Sequence[object]) -> str:
+    """``?, ?, ?``: one placeholder per value, for ``IN (...)``."""
+    return ", ".join("?" * len(values))
+
+
+def _connect(target: str, path: Path, *, uri: bool = False) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(target, isolation_level=None, timeout=30, uri=uri)
+    except sqlite3.Error as e:  # a path that cannot hold a database: the setting is wrong
+        raise UserError(f"cannot open the state database: {e}", str(path)) from None
+    db.row_factory = sqlite3.Row
+    return db

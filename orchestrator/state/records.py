@@ -1,0 +1,277 @@
+"""The records kbo keeps, as typed values: what the state package takes and returns.
+
+A record's ``to_json`` is its wire form (replies to clients, claims to workers); the
+keys there are the columns' names, so every kbo version reads them alike.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from kbo.packaging.matrix import job_key
+
+# A job's states; an attempt may also end "lost" (its worker stopped renewing the lease).
+JOB_STATES = ("queued", "running", "succeeded", "failed")
+TERMINAL = ("succeeded", "failed")
+IN_FLIGHT = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a run asks for: one job key, built by one recipe, at one commit of one source.
+    Jobs are unique on exactly these (kernel_arch rides along)."""
+
+    source: str
+    commit: str
+    recipe: str
+    arch: str
+    featureset: str
+    flavour: str
+    kernel_arch: str | None = None
+
+    @property
+    def key(self) -> str:
+        return job_key(self.arch, self.featureset, self.flavour)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One request (a submission or a snapshot), who made it and why."""
+
+    id: str
+    submitter: str
+    reason: str
+    source: str
+    rev: str
+    commit: str
+    recipe: str
+    version: str
+    created_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Run:
+        return cls(
+            id=row["id"],
+            submitter=row["submitter"],
+            reason=row["reason"],
+            source=row["source"],
+            rev=row["rev"],
+            commit=row["commit_sha"],
+            recipe=row["recipe"],
+            version=row["version"],
+            created_at=row["created_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "submitter": self.submitter,
+            "reason": self.reason,
+            "source": self.source,
+            "rev": self.rev,
+            "commit_sha": self.commit,
+            "recipe": self.recipe,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    source: str
+    commit: str
+    recipe: str
+    arch: str
+    featureset: str
+    flavour: str
+    kernel_arch: str | None
+    state: str
+    current_attempt: int | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def key(self) -> str:
+        return job_key(self.arch, self.featureset, self.flavour)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(
+            id=row["id"],
+            source=row["source"],
+            commit=row["commit_sha"],
+            recipe=row["recipe"],
+            arch=row["arch"],
+            featureset=row["featureset"],
+            flavour=row["flavour"],
+            kernel_arch=row["kernel_arch"],
+            state=row["state"],
+            current_attempt=row["current_attempt"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "commit_sha": self.commit,
+            "recipe": self.recipe,
+            "arch": self.arch,
+            "featureset": self.featureset,
+            "flavour": self.flavour,
+            "kernel_arch": self.kernel_arch,
+            "state": self.state,
+            "current_attempt": self.current_attempt,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "name": self.key,
+        }
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at building a job; only the job's current attempt may report."""
+
+    id: int
+    job_id: int
+    number: int
+    state: str
+    worker: str | None = None
+    worker_host: str | None = None
+    executor: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    first_error: str | None = None
+    log_path: str | None = None
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Attempt:
+        return cls(
+            id=row["id"],
+            job_id=row["job_id"],
+            number=row["number"],
+            state=row["state"],
+            worker=row["worker"],
+            worker_host=row["worker_host"],
+            executor=row["executor"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            first_error=row["first_error"],
+            log_path=row["log_path"],
+            artifacts=json.loads(row["artifacts"] or "[]"),
+        )
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """A job as one run sees it: with its current attempt, and whether this run queued it."""
+
+    job: Job
+    attempt: Attempt | None
+    enqueued: bool
+    attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        attempt = self.attempt
+        return self.job.to_json() | {
+            "enqueued": self.enqueued,
+            "attempt": attempt.number if attempt else None,
+            "attempts": self.attempts,
+            "worker": attempt.worker if attempt else None,
+            "worker_host": attempt.worker_host if attempt else None,
+            "executor": attempt.executor if attempt else None,
+            "first_error": attempt.first_error if attempt else None,
+            "log_path": attempt.log_path if attempt else None,
+            "artifacts": attempt.artifacts if attempt else [],
+        }
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run: Run
+    jobs: list[RunJob]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.run.to_json() | {"jobs": [j.to_json() for j in self.jobs]}
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One job's state at one commit, for judging where an arch stands."""
+
+    commit: str
+    arch: str
+    featureset: str
+    flavour: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A failure already mailed for a job key of a recipe: what it said, and since when."""
+
+    first_error: str
+    since_commit: str
+
+
+@dataclass(frozen=True)
+class OutboxMail:
+    """A report waiting to be mailed (or sent). ``message`` is fixed when first composed."""
+
+    id: int
+    kind: str  # failure, fixed or digest
+    data: dict[str, Any]
+    message: str | None
+    state: str  # pending or sent
+    created_at: float
+    attempts: int
+    next_try: float
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> OutboxMail:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            data=json.loads(row["data"]),
+            message=row["message"],
+            state=row["state"],
+            created_at=row["created_at"],
+            attempts=row["attempts"],
+            next_try=row["next_try"],
+            last_error=row["last_error"],
+        )
+
+    @property
+    def subject(self) -> str:
+        prefix = "Subject: "
+        found = (ln for ln in (self.message or "").splitlines() if ln.startswith(prefix))
+        return next((ln[len(prefix) :] for ln in found), f"({self.kind}, not composed)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "created_at": self.created_at,
+            "attempts": self.attempts,
+            "next_try": self.next_try,
+            "last_error": self.last_error,
+            "subject": self.subject,
+        }
+
+
+@dataclass(frozen=True)
+class CachedMatrix:
+    """The jobs of the matrix at one commit, kept so no reader parses that commit again."""
+
+    version: str
+    jobs: list[tuple[str, str, str, str | None, bool]]  # arch, featureset, flavour, ...

@@ -1,0 +1,179 @@
+"""The state database's schema, its version, and how an older database is brought up to it.
+
+A kbo database says it is one: SQLite's ``application_id`` holds ``APPLICATION_ID`` and
+``user_version`` the schema version. Databases written before versioning carry neither,
+and are recognised by their tables. Anything else (an empty or truncated file, another
+program's database, a newer kbo's) is refused in one line and never treated as empty.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from kbo.errors import UserError
+
+APPLICATION_ID = 0x6B626F00  # "kbo\0"
+VERSION = 2
+
+# Version 1: the schema kbo had before it was versioned.
+_V1 = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    submitter TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    rev TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    featureset TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    kernel_arch TEXT,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
+    current_attempt INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (source, commit_sha, recipe, arch, featureset, flavour)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_arch ON jobs (source, recipe, arch);
+CREATE TABLE IF NOT EXISTS run_jobs (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    enqueued INTEGER NOT NULL,
+    PRIMARY KEY (run_id, job_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'lost')),
+    token TEXT,
+    worker TEXT,
+    worker_host TEXT,
+    executor TEXT,
+    created_at REAL NOT NULL,
+    published_at REAL,
+    started_at REAL,
+    ended_at REAL,
+    lease_expires REAL,
+    first_error TEXT,
+    log_path TEXT,
+    artifacts TEXT NOT NULL DEFAULT '[]',
+    UNIQUE (job_id, number)
+);
+CREATE INDEX IF NOT EXISTS attempts_by_state ON attempts (state);
+CREATE TABLE IF NOT EXISTS alerts (
+    source TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    featureset TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    first_error TEXT NOT NULL,
+    since_commit TEXT NOT NULL,
+    PRIMARY KEY (source, recipe, arch, featureset, flavour)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('failure', 'fixed', 'digest')),
+    fold_key TEXT,
+    data TEXT NOT NULL,
+    message TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent')),
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    next_try REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, due_at);
+"""
+
+# MIGRATIONS[n] takes a database from version n to n + 1.
+MIGRATIONS = {
+    # Standings read the jobs near HEAD by commit, not every job of the recipe; the matrix
+    # of each planned commit is kept, so no reader parses an old commit's debian/config.
+    1: """
+DROP INDEX IF EXISTS jobs_by_arch;
+CREATE INDEX jobs_by_commit ON jobs (source, recipe, arch, commit_sha);
+CREATE INDEX jobs_in_flight ON jobs (source, recipe) WHERE state IN ('queued', 'running');
+CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
+CREATE TABLE matrices (
+    source TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    version TEXT NOT NULL,
+    jobs TEXT NOT NULL,
+    PRIMARY KEY (source, commit_sha)
+);
+""",
+}
+
+_V1_TABLES = {"runs", "jobs", "run_jobs", "attempts", "alerts", "outbox"}
+
+
+def _refuse(path: Path, why: str) -> UserError:
+    return UserError(f"refusing the state database: {why}", str(path))
+
+
+def check_file(path: Path) -> None:
+    """Refuse an empty file before SQLite would take it for a new, empty database.
+
+    Only ``stat``: opening and closing the file here would drop the POSIX locks that this
+    process's SQLite connections hold on it (see SQLite's "How To Corrupt" page).
+    """
+    if path.stat().st_size == 0:
+        raise _refuse(
+            path, "the file is empty (truncated?): restore it from a backup, or move it away"
+        )
+
+
+def version_of(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of an open database, or 0 for a fresh one; refuses foreign ones."""
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as e:
+        why = "not an SQLite database" if "not a database" in str(e) else f"damaged: {e}"
+        raise _refuse(path, why) from None
+    if app_id == APPLICATION_ID:
+        if version > VERSION:
+            raise _refuse(path, f"schema {version} is newer than this kbo's ({VERSION})")
+        return int(version)
+    if app_id == 0 and version == 0:
+        if not tables:
+            return 0
+        if tables >= _V1_TABLES:
+            return 1
+    raise _refuse(path, "it is not kbo's (unknown application id or tables)")
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring a writable database to ``VERSION`` in one transaction; a fresh one is created."""
+    if version_of(db, path) == VERSION:
+        return
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        version = version_of(db, path)  # again, under the lock: another process may have
+        scripts = [] if version else [_V1]
+        scripts += [MIGRATIONS[v] for v in range(max(version, 1), VERSION)]
+        for script in scripts:
+            for statement in filter(str.strip, script.split(";\n")):
+                db.execute(statement)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {VERSION}")
+        db.execute("COMMIT")
+    except sqlite3.Error as e:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise _refuse(path, f"cannot bring it to schema {VERSION}: {e}") from None

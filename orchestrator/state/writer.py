@@ -1,0 +1,389 @@
+"""The coordinator's writes: every change to kbo's state happens here.
+
+The coordinator is the only writer. Every transition checks the state it expects inside
+one transaction, so a re-delivered message or a repeated report changes nothing. A job
+is unique on (source, commit, recipe, arch, featureset, flavour).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kbo.errors import InfraError, UserError
+from kbo.orchestrator.state import schema
+from kbo.orchestrator.state.reader import StateReader, _connect
+from kbo.orchestrator.state.records import TERMINAL, Alert, Job, JobSpec, Run
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to a worker's claim or report: accepted, or refused and why."""
+
+    accepted: bool
+    reason: str = ""
+    job: Job | None = None
+    attempt_number: int | None = None
+
+
+class Transaction:
+    """The writes that must happen together with a decision made inside one transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def alert(self, job: Job) -> Alert | None:
+        row = self.db.execute(
+            "SELECT first_error, since_commit FROM alerts WHERE source = ? AND recipe = ?"
+            " AND arch = ? AND featureset = ? AND flavour = ?",
+            _alert_key(job),
+        ).fetchone()
+        return None if row is None else Alert(row[0], row[1])
+
+    def raise_alert(self, job: Job, first_error: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO alerts (source, recipe, arch, featureset, flavour,"
+            " first_error, since_commit) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*_alert_key(job), first_error, job.commit),
+        )
+
+    def clear_alert(self, job: Job) -> None:
+        self.db.execute(
+            "DELETE FROM alerts WHERE source = ? AND recipe = ? AND arch = ?"
+            " AND featureset = ? AND flavour = ?",
+            _alert_key(job),
+        )
+
+    def queue_report(
+        self, kind: str, fold: str, entry: dict[str, Any], delay: float, now: float
+    ) -> None:
+        """Add ``entry`` to the report not yet composed with this fold key, or start one."""
+        open_report = self.db.execute(
+            "SELECT id, data FROM outbox WHERE fold_key = ? AND message IS NULL"
+            " AND state = 'pending'",
+            (fold,),
+        ).fetchone()
+        if open_report is not None:
+            data = json.loads(open_report["data"])
+            data["jobs"].append(entry)
+            self.db.execute(
+                "UPDATE outbox SET data = ? WHERE id = ?", (json.dumps(data), open_report["id"])
+            )
+            return
+        self.queue_mail(kind, {"jobs": [entry]}, now, due=now + delay, fold=fold)
+
+    def queue_mail(
+        self, kind: str, data: dict[str, Any], now: float, *, due: float, fold: str | None = None
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO outbox (kind, fold_key, data, created_at, due_at, next_try)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, fold, json.dumps(data), now, due, now),
+        )
+
+
+def _alert_key(job: Job) -> tuple[str, str, str, str, str]:
+    return (job.source, job.recipe, job.arch, job.featureset, job.flavour)
+
+
+class State(StateReader):
+    """The state database, opened for writing (and migrated to the current schema)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create the state directory: {e}", str(path.parent)) from None
+        if path.exists():
+            schema.check_file(path)
+        db = _connect(str(path), path)
+        schema.version_of(db, path)  # refuses another program's file before changing it
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as e:
+            raise UserError(f"cannot open the state database: {e}", str(path)) from None
+        schema.migrate(db, path)
+        super().__init__(db, path)
+
+    def check_writable(self) -> None:
+        """Fail now, in one line, rather than at the first report."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            raise UserError(f"the state database is not writable: {e}", str(self.path)) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise InfraError(f"cannot write the state database: {e}", str(self.path)) from None
+        try:
+            yield Transaction(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- submission ------------------------------------------------------------------
+
+    def record_run(
+        self, run: Run, specs: Iterable[JobSpec], *, retry_failed: bool = True
+    ) -> list[int]:
+        """Get-or-create the run and its jobs; return the attempt ids to enqueue.
+
+        A job already queued, running or done gains nothing. A failed job gains a new
+        attempt when ``retry_failed``. Calling this twice for one run id is harmless.
+        """
+        now = time.time()
+        to_publish: list[int] = []
+        with self.transaction() as tx:
+            db = tx.db
+            created = db.execute(
+                "INSERT OR IGNORE INTO runs (id, created_at, submitter, reason, source, rev,"
+                " commit_sha, recipe, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.id,
+                    now,
+                    run.submitter,
+                    run.reason,
+                    run.source,
+                    run.rev,
+                    run.commit,
+                    run.recipe,
+                    run.version,
+                ),
+            ).rowcount
+            if not created:
+                return []
+            for spec in specs:
+                job_id, attempt_id = self._ensure_job(db, spec, now, retry_failed)
+                db.execute(
+                    "INSERT OR IGNORE INTO run_jobs (run_id, job_id, enqueued) VALUES (?, ?, ?)",
+                    (run.id, job_id, attempt_id is not None),
+                )
+                if attempt_id is not None:
+                    to_publish.append(attempt_id)
+        return to_publish
+
+    def _ensure_job(
+        self, db: sqlite3.Connection, spec: JobSpec, now: float, retry_failed: bool
+    ) -> tuple[int, int | None]:
+        row = db.execute(
+            "SELECT id, state FROM jobs WHERE source = ? AND commit_sha = ? AND recipe = ?"
+            " AND arch = ? AND featureset = ? AND flavour = ?",
+            (spec.source, spec.commit, spec.recipe, spec.arch, spec.featureset, spec.flavour),
+        ).fetchone()
+        if row is None:
+            job_id = db.execute(
+                "INSERT INTO jobs (source, commit_sha, recipe, arch, featureset, flavour,"
+                " kernel_arch, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (
+                    spec.source,
+                    spec.commit,
+                    spec.recipe,
+                    spec.arch,
+                    spec.featureset,
+                    spec.flavour,
+                    spec.kernel_arch,
+                    now,
+                    now,
+                ),
+            ).lastrowid
+            assert job_id is not None
+            return job_id, self._new_attempt(db, job_id, now)
+        if row["state"] == "failed" and retry_failed:
+            db.execute(
+                "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?", (now, row["id"])
+            )
+            return row["id"], self._new_attempt(db, row["id"], now)
+        return row["id"], None
+
+    @staticmethod
+    def _new_attempt(db: sqlite3.Connection, job_id: int, now: float) -> int:
+        number = db.execute(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
+        attempt_id = db.execute(
+            "INSERT INTO attempts (job_id, number, state, created_at) VALUES (?, ?, 'queued', ?)",
+            (job_id, number, now),
+        ).lastrowid
+        assert attempt_id is not None
+        db.execute("UPDATE jobs SET current_attempt = ? WHERE id = ?", (attempt_id, job_id))
+        return attempt_id
+
+    def mark_published(self, attempt_ids: Iterable[int]) -> None:
+        now = time.time()
+        with self.transaction() as tx:
+            tx.db.executemany(
+                "UPDATE attempts SET published_at = ? WHERE id = ? AND state = 'queued'",
+                [(now, a) for a in attempt_ids],
+            )
+
+    def keep_matrix(
+        self, source: str, commit: str, version: str, jobs: list[tuple[Any, ...]]
+    ) -> None:
+        """Remember the matrix at a commit; commits never change, so it never goes stale."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "INSERT OR IGNORE INTO matrices (source, commit_sha, version, jobs)"
+                " VALUES (?, ?, ?, ?)",
+                (source, commit, version, json.dumps(jobs)),
+            )
+
+    # -- worker reports ----------------------------------------------------------------
+
+    def claim(self, attempt_id: int, token: str, worker: str, host: str, lease: float) -> Verdict:
+        """A worker takes a queued attempt; anything else is refused, changing nothing."""
+        now = time.time()
+        with self.transaction() as tx:
+            row = self._attempt_row(tx.db, attempt_id)
+            if row is None:
+                return Verdict(False, f"attempt {attempt_id} does not exist")
+            if row["current_attempt"] != attempt_id:
+                return Verdict(False, f"attempt {attempt_id} is superseded")
+            if row["state"] != "queued":
+                return Verdict(False, f"attempt {attempt_id} is {row['state']}, not queued")
+            tx.db.execute(
+                "UPDATE attempts SET state = 'running', token = ?, worker = ?, worker_host = ?,"
+                " started_at = ?, lease_expires = ? WHERE id = ?",
+                (token, worker, host, now, now + lease, attempt_id),
+            )
+            tx.db.execute(
+                "UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ?",
+                (now, row["job_id"]),
+            )
+            job = tx.db.execute("SELECT * FROM jobs WHERE id = ?", (row["job_id"],)).fetchone()
+        return Verdict(True, job=Job.from_row(job), attempt_number=row["number"])
+
+    def renew_lease(self, attempt_id: int, token: str, lease: float) -> bool:
+        with self.transaction() as tx:
+            return bool(
+                tx.db.execute(
+                    "UPDATE attempts SET lease_expires = ? WHERE id = ? AND token = ?"
+                    " AND state = 'running'",
+                    (time.time() + lease, attempt_id, token),
+                ).rowcount
+            )
+
+    def finish(self, attempt_id: int, token: str, result: dict[str, Any]) -> Verdict:
+        """Record the outcome of the attempt that owns its job; refuse any other report."""
+        outcome = result.get("outcome")
+        if outcome not in TERMINAL:
+            return Verdict(False, f"unknown outcome {outcome!r}")
+        now = time.time()
+        with self.transaction() as tx:
+            row = self._attempt_row(tx.db, attempt_id)
+            if row is None:
+                return Verdict(False, f"attempt {attempt_id} does not exist")
+            if row["token"] != token:
+                return Verdict(False, f"attempt {attempt_id} is not owned by this delivery")
+            if row["state"] == outcome:
+                return Verdict(True, "already recorded")
+            if row["state"] != "running" or row["current_attempt"] != attempt_id:
+                return Verdict(False, f"attempt {attempt_id} is {row['state']}; report refused")
+            tx.db.execute(
+                "UPDATE attempts SET state = ?, ended_at = ?, lease_expires = NULL, executor = ?,"
+                " first_error = ?, log_path = ?, artifacts = ? WHERE id = ?",
+                (
+                    outcome,
+                    now,
+                    result.get("executor"),
+                    result.get("first_error"),
+                    result.get("log_path"),
+                    json.dumps(result.get("artifacts", [])),
+                    attempt_id,
+                ),
+            )
+            tx.db.execute(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?",
+                (outcome, now, row["job_id"]),
+            )
+        return Verdict(True)
+
+    @staticmethod
+    def _attempt_row(db: sqlite3.Connection, attempt_id: int) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT a.*, j.current_attempt FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE a.id = ?",
+            (attempt_id,),
+        ).fetchone()
+        return row
+
+    # -- the lease sweep ---------------------------------------------------------------
+
+    def expire_leases(self, max_attempts: int) -> list[int]:
+        """Mark running attempts whose lease lapsed as lost; return new attempts to enqueue."""
+        now = time.time()
+        to_publish = []
+        with self.transaction() as tx:
+            db = tx.db
+            expired = db.execute(
+                "SELECT a.id, a.job_id, a.number, a.worker FROM attempts a"
+                " WHERE a.state = 'running' AND a.lease_expires < ?",
+                (now,),
+            ).fetchall()
+            for row in expired:
+                error = f"lost: worker {row['worker']} stopped renewing its lease"
+                db.execute(
+                    "UPDATE attempts SET state = 'lost', ended_at = ?, first_error = ?"
+                    " WHERE id = ?",
+                    (now, error, row["id"]),
+                )
+                if row["number"] < max_attempts:
+                    db.execute(
+                        "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?",
+                        (now, row["job_id"]),
+                    )
+                    to_publish.append(self._new_attempt(db, row["job_id"], now))
+                else:
+                    db.execute(
+                        "UPDATE jobs SET state = 'failed', updated_at = ? WHERE id = ?",
+                        (now, row["job_id"]),
+                    )
+        return to_publish
+
+    def unpublished(self, republish_after: float) -> list[int]:
+        """Queued attempts never published, or published so long ago the message is gone."""
+        rows = self.db.execute(
+            "SELECT a.id FROM attempts a JOIN jobs j ON j.current_attempt = a.id"
+            " WHERE a.state = 'queued' AND (a.published_at IS NULL OR a.published_at < ?)",
+            (time.time() - republish_after,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    # -- the outbox --------------------------------------------------------------------
+
+    def freeze_mail(self, mail_id: int, text: str) -> str:
+        """Keep the first composition of a mail; return the text that will be sent."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "UPDATE outbox SET message = ? WHERE id = ? AND message IS NULL", (text, mail_id)
+            )
+            row = tx.db.execute("SELECT message FROM outbox WHERE id = ?", (mail_id,)).fetchone()
+        return str(row[0])
+
+    def mail_sent(self, mail_id: int, problems: str | None) -> None:
+        with self.transaction() as tx:
+            tx.db.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = ?,"
+                " attempts = attempts + 1 WHERE id = ?",
+                (time.time(), problems, mail_id),
+            )
+
+    def mail_failed(self, mail_id: int, attempts: int, error: str, next_try: float) -> None:
+        with self.transaction() as tx:
+            tx.db.execute(
+                "UPDATE outbox SET attempts = ?, last_error = ?, next_try = ? WHERE id = ?",
+                (attempts, error, next_try, mail_id),
+            )

@@ -1,0 +1,80 @@
+"""A static status page: arch x flavour, one colour per state, readable without JavaScript."""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+from kbo.config import Config
+from kbo.orchestrator.staleness import Standing
+
+COLOURS = {
+    "OK": "#2e7d32",
+    "FAILING": "#c62828",
+    "BUILDING": "#1565c0",
+    "STALE": "#ef6c00",
+    "NEVER": "#616161",
+}
+
+
+def render(title: str, head: str, standings: list[Standing], now: float) -> str:
+    width = max((len(s.flavours) for s in standings), default=0)
+    rows = []
+    for arch in standings:
+        cells = [_cell(f.name.split("/", 1)[1], f) for f in arch.flavours]
+        cells += ["<td></td>"] * (width - len(arch.flavours))
+        rows.append(
+            f"<tr><th>{html.escape(arch.name)}</th>{_cell(arch.state, arch)}{''.join(cells)}</tr>"
+        )
+    legend = " ".join(
+        f'<span class="c" style="background:{c}">{s}</span>' for s, c in COLOURS.items()
+    )
+    generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1em; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
+td.s {{ color: white; }}
+.c {{ color: white; padding: 0.1em 0.4em; }}
+</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>HEAD {html.escape(head[:12])}; generated {generated}. Each cell: state, and how many
+commits HEAD is ahead of the last successful build.</p>
+<p>{legend}</p>
+<table>
+<tr><th>arch</th><th>state</th><th colspan="{width}">flavours</th></tr>
+{chr(10).join(rows)}
+</table>
+</body></html>
+"""
+
+
+def _cell(label: str, standing: Standing) -> str:
+    behind = "" if standing.commits_behind is None else f" ({standing.commits_behind} behind)"
+    colour = COLOURS[standing.state]
+    text = html.escape(
+        f"{label}: {standing.state}{behind}"
+        if label != standing.state
+        else f"{standing.state}{behind}"
+    )
+    return f'<td class="s" style="background:{colour}">{text}</td>'
+
+
+def write_page(
+    path: Path, config: Config, recipe: str, head: str, standings: list[Standing], now: float
+) -> None:
+    """The page for the tracked repository and branch, for `kbo status --html` and the
+    coordinator's ``status_page``."""
+    title = f"kbo: {config.repository} {config.branch}, recipe {recipe}"
+    write(path, render(title, head, standings, now))
+
+
+def write(path: Path, page: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,174 @@
+"""The state database: its schema version, migrations, refusals, and reads near HEAD."""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kbo.config import Config
+from kbo.errors import UserError
+from kbo.orchestrator import standings
+from kbo.orchestrator.staleness import assess
+from kbo.orchestrator.state import JobResult, JobSpec, Run, State, StateReader, schema
+from tests.conftest import LINUX_61, copy_debian, git
+
+V1_SCHEMA = schema._V1
+
+
+def test_a_new_database_is_kbo_s_at_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "kbo.sqlite"
+    State(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
+    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+
+
+def test_a_database_from_before_versioning_is_migrated_keeping_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "kbo.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(V1_SCHEMA)
+    old.execute(
+        "INSERT INTO jobs (source, commit_sha, recipe, arch, featureset, flavour, state,"
+        " created_at, updated_at)"
+        " VALUES ('src', 'c1', 'r', 'alpha', 'none', 'f', 'succeeded', 1, 1)"
+    )
+    old.commit()
+    old.close()
+    state = State(path)
+    assert state.results_at("src", "r", ["alpha"], ["c1"]) == [
+        JobResult("c1", "alpha", "none", "f", "succeeded")
+    ]
+    assert state.matrix("src", "c1") is None  # the new table is there, empty
+    assert StateReader.open(path).has_results("src", "r", "alpha")
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "the file is empty (truncated?)"),
+        (b"not a database at all\n", "not an SQLite database"),
+    ],
+)
+def test_an_empty_or_foreign_file_is_refused_not_treated_as_empty(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    path = tmp_path / "kbo.sqlite"
+    path.write_bytes(content)
+    for opener in (State, StateReader.open):
+        with pytest.raises(UserError, match=re.escape(why)):
+            opener(path)
+    assert path.read_bytes() == content  # untouched
+
+
+def test_another_program_s_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "kbo.sqlite"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE photos (id INTEGER)")
+    other.commit()
+    other.close()
+    with pytest.raises(UserError, match="it is not kbo's"):
+        State(path)
+
+
+def test_a_newer_kbo_s_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "kbo.sqlite"
+    State(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {schema.VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(UserError, match="newer than this kbo's"):
+        State(path)
+
+
+def test_a_reader_never_writes(tmp_path: Path) -> None:
+    path = tmp_path / "kbo.sqlite"
+    reader = StateReader.open(path)  # no database yet: nothing was ever recorded
+    assert not reader.has_results("src", "r", "alpha")
+    assert not path.exists()
+    State(path).close()
+    reader = StateReader.open(path)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.db.execute("DELETE FROM jobs")
+
+
+def test_standings_read_near_head_agree_with_reading_every_result(tmp_path: Path) -> None:
+    """alpha failed for 30 commits, hppa built at every other commit, mips never: reading
+    back in chunks gives exactly what a read of the whole history gives."""
+    repo = copy_debian(LINUX_61, tmp_path / "repo")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "import")
+    for i in range(59):
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"change {i}")
+    shas = git(repo, "rev-list", "main").split()
+    config = Config(
+        state_dir=str(tmp_path / "state"),
+        repository=str(repo),
+        branch="main",
+        tracked_arches=("alpha", "hppa", "mips"),
+        default_recipe="kbuild-smoke",
+    )
+    state = State(config.database)
+    source = str(repo.resolve())
+    found = standings.compute(config, "kbuild-smoke", state)
+    jobs = {arch: found.jobs_at_head[arch][0] for arch in ("alpha", "hppa", "mips")}
+    everything = []
+    for age, sha in enumerate(shas[1:], 1):
+        for arch, outcome in (
+            ("alpha", "failed" if age <= 30 else "succeeded"),
+            ("hppa", "succeeded" if age % 2 else None),
+            ("mips", "failed" if age == 45 else None),
+        ):
+            if outcome is None:
+                continue
+            job = jobs[arch]
+            spec = JobSpec(source, sha, "kbuild-smoke", arch, job.featureset, job.flavour)
+            run = Run(f"{sha}-{arch}", "me", "", source, "main", sha, "kbuild-smoke", "1")
+            (attempt,) = state.record_run(run, [spec])
+            state.claim(attempt, "t", "w", "h", 60)
+            state.finish(attempt, "t", {"outcome": outcome})
+            everything.append(JobResult(sha, arch, job.featureset, job.flavour, outcome))
+    found = standings.compute(config, "kbuild-smoke", StateReader.open(config.database))
+
+    def flavours_at(arch: str, sha: str) -> set[tuple[str, str]]:
+        return {(jobs[arch].featureset, jobs[arch].flavour)}
+
+    for standing in found.arches:
+        whole = assess(
+            standing.name, found.history, functools.partial(flavours_at, standing.name), everything
+        )
+        assert standing == whole
+    assert [(s.name, s.state, s.commits_behind) for s in found.arches] == [
+        ("alpha", "FAILING", 31),
+        ("hppa", "STALE", 1),
+        ("mips", "FAILING", None),
+    ]
+
+
+def test_opening_the_database_again_keeps_this_process_s_locks(tmp_path: Path) -> None:
+    """The coordinator opens one connection per thread. Opening the file outside SQLite
+    would drop this process's POSIX locks, and another process closing the database would
+    then delete the WAL under it: writes made after that were lost to every reader."""
+    path = tmp_path / "kbo.sqlite"
+    first = State(path)
+    State(path).close()  # a second thread's connection
+
+    def jobs_seen_by_another_process() -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", f"import sqlite3; print(sqlite3.connect({str(path)!r})"  # noqa: S608
+             ".execute('SELECT COUNT(*) FROM jobs').fetchone()[0])"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return int(out.stdout)
+
+    assert jobs_seen_by_another_process() == 0
+    run = Run("r1", "me", "", "src", "main", "c1", "r", "1")
+    first.record_run(run, [JobSpec("src", "c1", "r", "alpha", "none", "f")])
+    assert jobs_seen_by_another_process() == 1
