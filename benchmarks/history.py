@@ -53,13 +53,17 @@ def fill(
     source: str,
     recipe: str,
     commits: list[str],
+    matrix: list[BuildJob],
     jobs: list[BuildJob],
     outcome: Callable[[int, BuildJob], str | None],
 ) -> int:
     """Record ``jobs`` at each commit (index 0 is HEAD) whose ``outcome(age, job)`` is not
-    None, and report that outcome; returns how many jobs were recorded."""
+    None, and report that outcome; returns how many jobs were recorded. Every commit's
+    ``matrix`` is kept too, as the coordinator keeps it when it records a run."""
     count = 0
+    kept = [(j.arch, j.featureset, j.flavour, j.kernel_arch, j.default_flavour) for j in matrix]
     for age, sha in enumerate(commits):
+        state.keep_matrix(source, sha, "6.1.176-1", kept)
         chosen = [(job, result) for job in jobs if (result := outcome(age, job)) is not None]
         if not chosen:
             continue

@@ -33,13 +33,15 @@ RUNS = 5
 
 def fill_state(state: State, repo: Path, commits: list[str]) -> int:
     """Every arch succeeded at every commit but the newest (arch index mod 5)."""
-    jobs = representatives(read_package(str(repo), commits[0]).matrix.jobs)
+    matrix = read_package(str(repo), commits[0]).matrix.jobs
+    jobs = representatives(matrix)
     order = {arch: i for i, arch in enumerate(sorted({j.arch for j in jobs}))}
     return history.fill(
         state,
         str(repo),
         "kbuild-smoke",
         commits,
+        matrix,
         jobs,
         lambda age, job: "succeeded" if age >= order[job.arch] % 5 else None,
     )

@@ -84,7 +84,7 @@ def measure(commits: int) -> dict[str, list[float]]:
         config = Config(**settings)  # type: ignore[arg-type]
         started = time.perf_counter()
         state = State(config.database)
-        count = history.fill(state, str(repo), "linux", shas, jobs, outcome)
+        count = history.fill(state, str(repo), "linux", shas, jobs, jobs, outcome)
         state.close()
         print(
             f"\n{commits} commits, {count} jobs (filled through the state API in "

@@ -8,7 +8,6 @@ idempotent: re-delivery or a repeated report changes nothing.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import logging
 import threading
 import time
@@ -21,7 +20,7 @@ from celery import Celery
 from kbo import messaging, recipes
 from kbo.config import Config
 from kbo.errors import KboError
-from kbo.orchestrator import snapshot, standings, status_page
+from kbo.orchestrator import snapshot_plan, standings, status_page
 from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
@@ -114,38 +113,11 @@ class Coordinator:
     def _snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         config, now = self.config, time.time()
         recipe = request.get("recipe") or config.default_recipe
-        limits = snapshot.parse_limits(config.max_staleness, config.source)
-        found = standings.compute(config, recipe, self.state)
+        found, chosen, reply = snapshot_plan.plan_at_head(
+            config, self.state, recipe, request.get("max_jobs"), now
+        )
         sid = repository.source_id(config.repository)
         by_key = {j.key: j for jobs in found.jobs_at_head.values() for j in jobs}
-        needs = snapshot.needs(
-            {
-                a: [(j.arch, j.featureset, j.flavour) for j in js]
-                for a, js in found.jobs_at_head.items()
-            },
-            found.states_at_head,
-        )
-        max_jobs = request.get("max_jobs")
-        if max_jobs is None:
-            max_jobs = config.snapshot_max_jobs or None
-        chosen = snapshot.plan(
-            found.arches,
-            found.history,
-            needs,
-            in_flight=found.in_flight,
-            max_jobs=max_jobs,
-            limits=limits,
-            now=now,
-        )
-        reply: dict[str, Any] = {
-            "head": found.head,
-            "branch": config.branch,
-            "version": found.version,
-            "recipe": recipe,
-            "budget": chosen.budget,
-            "decisions": [dataclasses.asdict(d) for d in chosen.decisions],
-            "run": None,
-        }
         if request.get("dry_run"):
             return reply
         if chosen.jobs:

@@ -58,3 +58,22 @@ def test_a_repository_url_is_mirrored_by_the_coordinator(tmp_path: Path) -> None
         assert len(mirrors) == 1
     finally:
         cluster.stop_all()
+
+
+def test_an_embedded_dry_run_plans_without_services_and_writes_nothing(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        assert cluster.submit("--arch", "alpha", "--wait")["succeeded"] is True
+        coordinator_log = tmp_path / "state" / "logs" / "coordinator.log"
+        starts = coordinator_log.read_text().count(" ready.")
+        before = cluster.query("SELECT COUNT(*) FROM runs")[0][0]
+        result = cluster.kbo("snapshot", "--dry-run")
+        assert result.returncode == 0, result.stderr
+        lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:5]}
+        assert "OK at HEAD" in lines["alpha"]
+        assert "never built" in lines["hppa"] and "never built" in lines["mips"]
+        assert "dry run: 5 jobs would be queued; nothing was"  # hppa 2, mips 3 in result.stdout
+        assert cluster.query("SELECT COUNT(*) FROM runs")[0][0] == before
+        assert coordinator_log.read_text().count(" ready.") == starts  # none started
+    finally:
+        cluster.stop_all()

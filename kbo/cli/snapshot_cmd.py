@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_jobs is not None and args.max_jobs < 1:
         raise UserError(f"--max-jobs must be at least 1, not {args.max_jobs}")
     parse_limits(config.max_staleness, config.source)
+    if args.dry_run and config.embedded:
+        return _dry_run_here(config, args)
     lock = _snapshot_lock(config)
     if lock is None:
         return EXIT_OK
@@ -84,6 +86,25 @@ def run(args: argparse.Namespace) -> int:
             return _snapshot(app, config, request, args, wait=not args.dry_run, services=services)
     finally:
         os.close(lock)
+
+
+def _dry_run_here(config: Config, args: argparse.Namespace) -> int:
+    """Embedded mode plans on a read-only view of the state: no services to start."""
+    import time
+
+    from kbo.orchestrator.snapshot_plan import plan_at_head
+    from kbo.orchestrator.state import StateReader
+
+    recipe = args.recipe or config.default_recipe
+    state = StateReader.open(config.database)
+    try:
+        reply = plan_at_head(config, state, recipe, args.max_jobs, time.time())[2]
+    finally:
+        state.close()
+    print(_plan_text(reply, {"dry_run": True}), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    return EXIT_OK
 
 
 def _snapshot_lock(config: Config) -> int | None:
