@@ -3,20 +3,31 @@
 Looked up in order: ``--config FILE``, ``$KBO_CONFIG``, ``~/.config/kbo/kbo.toml``,
 ``/etc/kbo/kbo.toml``. With none of them, kbo runs embedded: a filesystem broker
 and SQLite state under ``state_dir``, nothing to install or start.
+
+The schema is declared once, below: each setting's type, range or allowed values and a
+one-line description. Every command validates the settings when it starts; ``kbo config
+--check`` and ``--show`` use the same schema, and the README's table is generated from
+it. msgspec checks it: declarations like pydantic's, at a quarter of pydantic's start-up
+cost, which every ``kbo`` command pays.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import os
+import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
 
 from kbo.errors import UserError
 
 SEARCH_PATH = (Path("~/.config/kbo/kbo.toml"), Path("/etc/kbo/kbo.toml"))
+NAME = "[a-z0-9][a-z0-9.+-]*"  # Debian arch, featureset and flavour names; recipe names
+SECRETS = frozenset({"smtp_password"})  # never printed; URLs also lose their password
 
 
 def _default_state_dir() -> str:
@@ -26,64 +37,101 @@ def _default_state_dir() -> str:
     return str(Path(xdg) / "kbo")
 
 
-@dataclass(frozen=True)
-class Config:
-    # Where messages travel: "" is the embedded filesystem broker, else redis://...
-    broker_url: str = ""
-    state_dir: str = field(default_factory=_default_state_dir)
-    # The packaging repository kbo tracks: a path or a URL the coordinator can fetch.
-    repository: str = ""
-    branch: str = "main"
-    # Arches whose staleness kbo reports; empty means every arch in the matrix at HEAD.
-    tracked_arches: tuple[str, ...] = ()
-    default_recipe: str = "kbuild-smoke"
-    recipe_dirs: tuple[str, ...] = ()
-    build_slots: int = 1
-    # A running job's worker renews its lease; a lapsed lease means a new attempt.
-    lease_seconds: int = 300
-    sweep_seconds: int = 15
-    max_attempts: int = 3
-    # The longest any build may run; the broker's visibility timeout stays above it.
-    max_build_seconds: int = 24 * 3600
-    # How long `kbo submit` waits for the coordinator to answer.
-    reply_seconds: int = 60
-    # Where workers fetch orig tarballs, and .dsc files that vouch for their checksums.
-    mirror: str = "http://deb.debian.org/debian"
-    dsc_dirs: tuple[str, ...] = ()
-    # Builds drop to this user inside their namespaces ("" keeps root there).
-    build_user: str = "kbo-build"
-    # Downloads, prepared trees and chroots; "" is <state_dir>/cache.
-    cache_dir: str = ""
-    keep_failed_builds: int = 0
-    # Mail: failure reports, FIXED mails and the stale digest. No smtp_host, no mail.
-    smtp_host: str = ""
-    smtp_port: int = 25
-    smtp_security: str = "none"  # none, starttls or tls
-    smtp_user: str = ""
-    smtp_password: str = ""
-    mail_from: str = "kbo@localhost"
-    mail_to: tuple[str, ...] = ()
-    # Extra recipients per arch, as "arch:address" (e.g. "alpha:debian-alpha@lists.debian.org").
-    arch_recipients: tuple[str, ...] = ()
-    mail_authors: int = 0
-    # Failures of several flavours with the same error within this many seconds: one mail.
-    fold_seconds: int = 60
-    # Where people read full logs: "<log_url>/<arch>_<featureset>_<flavour>/<attempt>.log.gz".
-    log_url: str = ""
-    # Snapshot runs (`kbo snapshot`, cron or the coordinator's beat): how far an arch may
-    # fall behind before it is built whatever the capacity ("alpha:5" commits, "hppa:7d"
-    # days, "*:20" any arch), and how many jobs may be in flight at once (0: no limit).
-    max_staleness: tuple[str, ...] = ()
-    snapshot_max_jobs: int = 0
-    # When set, `kbo coordinator --beat` runs snapshots on this schedule (a crontab line
-    # such as "0 */6 * * *", or seconds), and a cron-started `kbo snapshot --scheduled`
-    # refuses to run: one scheduler at a time.
-    snapshot_schedule: str = ""
-    # The coordinator rewrites this HTML status page after each snapshot and each result.
-    status_page: str = ""
-    # A snapshot also mails the digest of arches not OK, at most once per this many hours.
-    digest_hours: int = 0
+def _s(description: str, **constraints: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=description, **constraints)
+
+
+Seconds = Annotated[int, msgspec.Meta(ge=1)]
+Names = tuple[Annotated[str, msgspec.Meta(pattern=f"^{NAME}$")], ...]
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    broker_url: Annotated[
+        str, _s('where messages travel: "" is embedded mode, else redis:// or rediss://')
+    ] = ""
+    state_dir: Annotated[
+        str, _s("kbo's state: the database, logs, embedded broker", min_length=1)
+    ] = msgspec.field(default_factory=_default_state_dir)
+    repository: Annotated[
+        str, _s("the packaging repository kbo tracks: a path or a URL the coordinator fetches")
+    ] = ""
+    branch: Annotated[str, _s("the tracked branch", min_length=1)] = "main"
+    tracked_arches: Annotated[
+        Names, _s("arches whose standing kbo reports (empty: every arch in the matrix)")
+    ] = ()
+    default_recipe: Annotated[
+        str, _s("how jobs are built unless a request says", pattern=f"^{NAME}$")
+    ] = "kbuild-smoke"
+    recipe_dirs: Annotated[tuple[str, ...], _s("more folders of recipes, before kbo's own")] = ()
+    build_slots: Annotated[int, _s("builds a worker runs at once", ge=1, le=64)] = 1
+    lease_seconds: Annotated[
+        int, _s("a building worker's lease, renewed every third of it; lapsed: a new attempt", ge=1)
+    ] = 300
+    sweep_seconds: Annotated[int, _s("how often the coordinator looks for lapsed leases", ge=1)] = (
+        15
+    )
+    max_attempts: Annotated[int, _s("attempts at a job before it fails for good", ge=1)] = 3
+    max_build_seconds: Annotated[
+        int,
+        _s("the longest any build may run (the broker's visibility timeout stays above)", ge=60),
+    ] = 24 * 3600
+    reply_seconds: Annotated[int, _s("how long a client waits for the coordinator", ge=1)] = 60
+    mirror: Annotated[
+        str, _s("the Debian mirror orig tarballs come from", pattern="^(https?|file)://")
+    ] = "http://deb.debian.org/debian"
+    dsc_dirs: Annotated[
+        tuple[str, ...], _s(".dsc files that vouch for orig tarballs' checksums")
+    ] = ()
+    build_user: Annotated[str, _s('builds drop to this user ("" stays root in the sandbox)')] = (
+        "kbo-build"
+    )
+    cache_dir: Annotated[
+        str, _s('downloads, prepared trees, chroots, ccache ("": <state_dir>/cache)')
+    ] = ""
+    keep_failed_builds: Annotated[
+        int, _s("1 keeps a failed build's directory for inspection", ge=0, le=1)
+    ] = 0
+    smtp_host: Annotated[str, _s('where mail goes ("": no mail)')] = ""
+    smtp_port: Annotated[int, _s("the SMTP server's port", ge=1, le=65535)] = 25
+    smtp_security: Annotated[
+        Literal["none", "starttls", "tls"], _s("plain SMTP, STARTTLS, or TLS from the start")
+    ] = "none"
+    smtp_user: Annotated[str, _s('SMTP login ("": none)')] = ""
+    smtp_password: Annotated[str, _s("SMTP password (never shown)")] = ""
+    mail_from: Annotated[str, _s("the From of kbo's mail", min_length=1)] = "kbo@localhost"
+    mail_to: Annotated[tuple[str, ...], _s("who gets every report and the digest")] = ()
+    arch_recipients: Annotated[
+        tuple[Annotated[str, msgspec.Meta(pattern=f"^{NAME}:.+@.+$")], ...],
+        _s('more recipients per arch, as "arch:address"'),
+    ] = ()
+    mail_authors: Annotated[
+        int, _s("1 also mails the authors of the suspect commits", ge=0, le=1)
+    ] = 0
+    fold_seconds: Annotated[
+        int, _s("flavours failing alike within this many seconds share one mail", ge=0)
+    ] = 60
+    log_url: Annotated[
+        str, _s('where people read logs: "<log_url>/<job key>/<attempt>.log.gz"')
+    ] = ""
+    max_staleness: Annotated[
+        tuple[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9*]+:\d+(\.\d+)?d?$")], ...],
+        _s('how far an arch may fall behind: "alpha:5" commits, "hppa:7d" days, "*:20"'),
+    ] = ()
+    snapshot_max_jobs: Annotated[
+        int, _s("jobs of a recipe in flight at once for snapshots (0: no limit)", ge=0)
+    ] = 0
+    snapshot_schedule: Annotated[
+        str, _s('"7 */4 * * *" or seconds: `kbo coordinator --beat` runs snapshots')
+    ] = ""
+    status_page: Annotated[
+        str, _s("the HTML page the coordinator rewrites after each snapshot and result")
+    ] = ""
+    digest_hours: Annotated[
+        int, _s("snapshots also mail the digest, at most this often (0: never)", ge=0)
+    ] = 0
+    # Not settings: where the values came from, for messages and `kbo config --show`.
     source: str = "defaults"
+    origins: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def state_path(self) -> Path:
@@ -107,10 +155,50 @@ class Config:
         return self.max_build_seconds + 3600
 
 
+NOT_SETTINGS = ("source", "origins")
+
+
+def settings() -> list[msgspec.inspect.Field]:
+    """The schema: every setting, with its type, constraints and description."""
+    info = msgspec.inspect.type_info(Config)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return [f for f in info.fields if f.name not in NOT_SETTINGS]
+
+
+def _bare(kind: msgspec.inspect.Type) -> msgspec.inspect.Type:
+    return kind.type if isinstance(kind, msgspec.inspect.Metadata) else kind
+
+
+def describe(kind: msgspec.inspect.Type) -> str:
+    """What a setting accepts, in words: "a whole number from 1 to 64"."""
+    kind = _bare(kind)
+    if isinstance(kind, msgspec.inspect.IntType):
+        low, high = kind.ge, kind.le
+        if low is not None and high is not None:
+            return f"a whole number from {low} to {high}"
+        return "a whole number" + (f" of at least {low}" if low is not None else "")
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return "one of " + ", ".join(repr(v) for v in kind.values)
+    if isinstance(kind, msgspec.inspect.VarTupleType):
+        item = kind.item_type
+        if isinstance(item, msgspec.inspect.StrType) and item.pattern:
+            return f"a list of strings matching {item.pattern}"
+        return "a list of strings"
+    if isinstance(kind, msgspec.inspect.StrType):
+        if kind.pattern:
+            return f"a string matching {kind.pattern}"
+        return "a non-empty string" if kind.min_length else "a string"
+    return str(kind)
+
+
 def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
-    """Read the first config file found, then apply ``KBO_*`` environment overrides."""
+    """Read the first config file found, apply ``KBO_*`` overrides, validate it all."""
     env = os.environ if environ is None else environ
-    chosen = path or env.get("KBO_CONFIG")
+    chosen = path if path is not None else env.get("KBO_CONFIG")
+    if chosen is not None and not chosen.strip():
+        raise UserError(
+            "the config file name is empty", "--config" if path is not None else "KBO_CONFIG"
+        )
     values: dict[str, Any] = {}
     source = "defaults"
     candidates = [Path(chosen)] if chosen else [p.expanduser() for p in SEARCH_PATH]
@@ -119,16 +207,84 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
             values = _read_file(candidate)
             source = str(candidate)
             break
-    fields = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
-    for name, value in values.items():
-        if name not in fields:
-            raise UserError(f"unknown setting {name!r}", source)
-        values[name] = _coerce(name, value, fields[name].type, source)
-    for name, f in fields.items():
-        env_value = env.get(f"KBO_{name.upper()}")
-        if env_value is not None:
-            values[name] = _coerce(name, env_value, f.type, f"KBO_{name.upper()}")
-    return Config(**values, source=source)
+    known = {f.name: f for f in settings()}
+    for name in values:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UserError(f"unknown setting {name!r}{hint}", source)
+    origins = dict.fromkeys(values, source)
+    for name in known:
+        variable = f"KBO_{name.upper()}"
+        if variable in env:
+            values[name] = env[variable]
+            origins[name] = variable
+    for name, value in values.items():  # "alpha, hppa" from the environment is a list
+        if isinstance(value, str) and isinstance(_bare(known[name].type), _LIST):
+            values[name] = [v for v in re.split(r"[,\s]+", value) if v]
+    try:
+        config = msgspec.convert(
+            values | {"source": source, "origins": origins}, Config, strict=False
+        )
+    except msgspec.ValidationError as e:
+        failed = _failed_setting(str(e))
+        if failed is None:
+            raise UserError(f"invalid configuration: {e}", source) from None
+        value = "the value given" if failed in SECRETS else repr(values.get(failed))
+        raise UserError(
+            f"{failed} must be {describe(known[failed].type)}, not {value}",
+            origins.get(failed, source),
+        ) from None
+    _check_urls(config)
+    return config
+
+
+_LIST = msgspec.inspect.VarTupleType
+
+
+def _failed_setting(message: str) -> str | None:
+    match = re.search(r"at `\$\.(\w+)", message)
+    return match[1] if match else None
+
+
+def _check_urls(config: Config) -> None:
+    """What a pattern cannot say: the broker's scheme and port."""
+    if not config.broker_url:
+        return
+    where = config.origins.get("broker_url", config.source)
+    try:
+        url = urlsplit(config.broker_url)
+        url.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:
+        raise UserError("broker_url has a port that is not a number", where) from None
+    if url.scheme not in ("redis", "rediss"):
+        given = f"{url.scheme}://" if url.scheme else repr(masked_url(config.broker_url))
+        raise UserError(
+            "broker_url must start with redis:// or rediss:// (or be empty for embedded "
+            f"mode), not {given}",
+            where,
+        )
+
+
+def masked_url(value: str) -> str:
+    """A URL fit to print: its password replaced by ``**``."""
+    try:
+        url = urlsplit(value)
+    except ValueError:
+        return value
+    if url.password is None:
+        return value
+    netloc = url.netloc.replace(f":{url.password}@", ":**@", 1)
+    return url._replace(netloc=netloc).geturl()
+
+
+def shown(name: str, value: object) -> object:
+    """A setting's value as ``kbo config --show`` prints it: secrets masked."""
+    if name in SECRETS:
+        return "**" if value else ""
+    if isinstance(value, str) and "://" in value:
+        return masked_url(value)
+    return value
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -136,30 +292,28 @@ def _read_file(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError("config file not found", str(path)) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, not a config file", str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read config: {e}", str(path)) from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"malformed config: {e}", str(path)) from None
 
 
-def _coerce(name: str, value: Any, kind: Any, where: str) -> Any:
-    """Check a value from TOML or the environment against the field's declared type."""
-    kind = str(kind)
-    if kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-    elif kind == "str":
-        if isinstance(value, str):
-            return value
-    elif kind.startswith("tuple"):
-        if isinstance(value, str):
-            return tuple(v for v in value.replace(",", " ").split() if v)
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    raise UserError(f"{name} must be {_describe(kind)}, not {value!r}", where)
-
-
-def _describe(kind: str) -> str:
-    return {"int": "a whole number", "str": "a string"}.get(kind, "a list of strings")
+def reference() -> str:
+    """The README's table of settings, generated from the schema."""
+    rows = ["| setting | accepts | default | what it is |", "|---|---|---|---|"]
+    for field in settings():
+        if field.name == "state_dir":
+            default = "`/var/lib/kbo` as root, else `~/.local/state/kbo`"
+        elif field.default == ():
+            default = "`[]`"
+        else:
+            default = f"`{field.default!r}`".replace('"', "'")
+        kind = field.type
+        about = kind.extra_json_schema or {} if isinstance(kind, msgspec.inspect.Metadata) else {}
+        accepts, what = (
+            text.replace("|", "\\|") for text in (describe(kind), str(about.get("description", "")))
+        )
+        rows.append(f"| `{field.name}` | {accepts} | {default} | {what} |")
+    return "\n".join(rows) + "\n"

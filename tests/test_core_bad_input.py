@@ -90,7 +90,7 @@ def test_malformed_config(embedded: Cluster) -> None:
         embedded.kbo("submit", "--arch", "alpha"),
         2,
         str(embedded.config),
-        "lease_seconds must be a whole number, not 'soon'",
+        "lease_seconds must be a whole number of at least 1, not 'soon'",
     )
     embedded.config.write_text(text + "colour = 'blue'\n")
     one_line(embedded.kbo("status"), 2, "unknown setting 'colour'")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from kbo.cli import (
     arches_cmd,
     chroot_cmd,
+    config_cmd,
     coordinator_cmd,
     import_cmd,
     mail_cmd,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         chroot_cmd,
         import_cmd,
         mail_cmd,
+        config_cmd,
     )
     for command in commands:
         command.register(verbs)
