@@ -70,7 +70,10 @@ def main() -> None:
     report("kbo matrix TREE (table)", wall([KBO, "matrix", TREE]))
     with tempfile.TemporaryDirectory() as tmp:
         repo = git_repo(Path(tmp))
-        report("kbo matrix GIT-REPO --rev HEAD --json", wall([KBO, "matrix", repo, "--json"]))
+        report(
+            "kbo matrix GIT-REPO --rev HEAD --json",
+            wall([KBO, "matrix", repo, "--rev", "HEAD", "--json"]),
+        )
     report("read_package(TREE) in process", in_process())
 
 

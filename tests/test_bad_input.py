@@ -92,6 +92,16 @@ def test_revision_that_does_not_exist_names_it(kbo: RunKbo, tmp_path: Path) -> N
     )
 
 
+def test_bare_repository_without_rev_asks_for_one(kbo: RunKbo, tmp_path: Path) -> None:
+    bare = tmp_path / "linux.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    assert_one_line_error(kbo("matrix", bare), str(bare), "without a working tree: give --rev")
+
+
+def test_rev_of_a_directory_outside_git(kbo: RunKbo, tree61: Path) -> None:
+    assert_one_line_error(kbo("matrix", tree61, "--rev", "HEAD"), "not a git repository")
+
+
 def test_missing_source_path(kbo: RunKbo, tmp_path: Path) -> None:
     assert_one_line_error(kbo("matrix", tmp_path / "nowhere"), "no such file or directory")
 

@@ -1,4 +1,4 @@
-"""SOURCE as a git repository (read from objects) and as a .dsc with its debian tarball."""
+"""SOURCE as a git checkout (its working tree, or a commit with --rev) and as a .dsc."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def packaging_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def flavours(kbo: RunKbo, source: Path, *args: str) -> set[str]:
-    result = kbo("matrix", source, "--json", "--arch", "alpha", *args)
+def flavours(kbo: RunKbo, source: Path, *args: str, cwd: Path | None = None) -> set[str]:
+    result = kbo("matrix", source, "--json", "--arch", "alpha", *args, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return {job["flavour"] for job in json.loads(result.stdout)}
 
@@ -46,19 +46,76 @@ def test_commit_adding_an_alpha_flavour_shows_only_at_the_new_revision(
     assert "alpha-legacy" not in flavours(kbo, packaging_repo, "--rev", "HEAD~1")
 
 
-def test_git_source_reads_objects_not_the_working_tree(kbo: RunKbo, packaging_repo: Path) -> None:
+def test_rev_reads_git_objects_not_the_working_tree(kbo: RunKbo, packaging_repo: Path) -> None:
     (packaging_repo / "debian/config/alpha/defines").write_text("this is not INI\n")
     (packaging_repo / "debian/changelog").unlink()
     before = git(packaging_repo, "status", "--porcelain")
 
-    assert flavours(kbo, packaging_repo) == {"alpha-generic", "alpha-smp"}
+    assert flavours(kbo, packaging_repo, "--rev", "HEAD") == {"alpha-generic", "alpha-smp"}
     assert git(packaging_repo, "status", "--porcelain") == before
 
 
-def test_header_names_the_commit(kbo: RunKbo, packaging_repo: Path) -> None:
-    result = kbo("matrix", packaging_repo, "--arch", "hppa")
+def test_header_names_the_commit_read_with_rev(kbo: RunKbo, packaging_repo: Path) -> None:
+    result = kbo("matrix", packaging_repo, "--rev", "HEAD", "--arch", "hppa")
     assert git(packaging_repo, "rev-parse", "--short=12", "HEAD") in result.stdout
     assert "linux 6.1.176-1 (bookworm-security)" in result.stdout
+
+
+def add_alpha_flavour(checkout: Path, flavour: str) -> None:
+    defines = checkout / "debian/config/alpha/defines"
+    defines.write_text(
+        defines.read_text().replace(
+            "flavours: alpha-generic alpha-smp", f"flavours: alpha-generic alpha-smp {flavour}"
+        )
+    )
+
+
+def test_matrix_of_a_checkout_shows_uncommitted_flavour_and_rev_head_does_not(
+    kbo: RunKbo, tmp_path: Path
+) -> None:
+    dsc = make_dsc(tmp_path, copy_debian(LINUX_61, tmp_path / "tree"))
+    checkout = tmp_path / "linux"
+    assert kbo("import-dsc", dsc, checkout).returncode == 0
+    add_alpha_flavour(checkout, "alpha-legacy")
+    assert git(checkout, "status", "--porcelain") == "M debian/config/alpha/defines"
+
+    for source in ("debian", ".", checkout, checkout / "debian"):
+        assert "alpha-legacy" in flavours(kbo, Path(source), cwd=checkout), source
+        assert flavours(kbo, Path(source), "--rev", "HEAD", cwd=checkout) == {
+            "alpha-generic",
+            "alpha-smp",
+        }, source
+    assert "alpha-legacy" in flavours(kbo, Path(".."), cwd=checkout / "debian/config")
+
+
+def test_rev_of_debian_dir_inside_a_checkout_reads_it_at_its_place_in_the_commit(
+    kbo: RunKbo, tmp_path: Path
+) -> None:
+    """A checkout holding the packaging below a subdirectory, as a monorepo might."""
+    repo = tmp_path / "repo"
+    copy_debian(LINUX_61, repo / "packaging/linux")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Import linux 6.1.176-1 packaging")
+    add_alpha_flavour(repo / "packaging/linux", "alpha-legacy")
+    git(repo, "commit", "-q", "-am", "alpha: add alpha-legacy flavour")
+
+    for source in ("packaging/linux", "packaging/linux/debian"):
+        assert "alpha-legacy" in flavours(kbo, Path(source), "--rev", "HEAD", cwd=repo)
+        assert "alpha-legacy" not in flavours(kbo, Path(source), "--rev", "HEAD~1", cwd=repo)
+    (repo / "packaging/linux/debian/config/alpha/defines").write_text("[build\n")
+    git(repo, "commit", "-q", "-am", "alpha: break defines")
+    result = kbo("matrix", "debian", "--rev", "HEAD", cwd=repo / "packaging/linux")
+    assert result.returncode == 2
+    assert result.stderr.startswith("kbo: HEAD:packaging/linux/debian/config/alpha/defines:")
+
+
+def test_bare_repository_is_read_at_a_rev(
+    kbo: RunKbo, packaging_repo: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "linux.git"
+    git(tmp_path, "clone", "-q", "--bare", str(packaging_repo), str(bare))
+    assert flavours(kbo, bare, "--rev", "main") == {"alpha-generic", "alpha-smp"}
 
 
 def make_dsc(directory: Path, debian_tree: Path, *, name: str | None = None) -> Path:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from kbo.cli import (
     arches_cmd,
@@ -21,6 +22,8 @@ from kbo.cli import (
     submit_cmd,
     worker_cmd,
 )
+from kbo.cli.global_options import add_global_options
+from kbo.cli.global_options import apply as apply_global_options
 from kbo.errors import EXIT_BAD_INPUT, KboError
 
 EPILOG = """\
@@ -34,13 +37,21 @@ exit status:
 Set KBO_DEBUG=1 to see a traceback for an unexpected error."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are bad input like any other: one line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"kbo: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="kbo",
         description="Build every Debian architecture of the kernel package, so none falls behind.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_global_options(parser)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     commands = (
         matrix_cmd,
@@ -70,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        apply_global_options(args)
         status: int = args.run(args)
     except KboError as e:
         print(f"kbo: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``kbo matrix SOURCE``: the jobs one commit of the packaging defines."""
+"""``kbo matrix SOURCE``: the jobs a packaging tree (or one commit of it) defines."""
 
 from __future__ import annotations
 
@@ -31,14 +31,20 @@ def register(verbs: Any) -> None:
     parser = verbs.add_parser(
         "matrix",
         help="show the build matrix (arch x featureset x flavour) of a source",
-        description="Read debian/config and debian/changelog and print the build jobs.",
+        description="Read debian/config and debian/changelog and print the build jobs. "
+        "A directory is read as it is on disk (a git checkout with its uncommitted edits); "
+        "--rev reads a commit from git objects instead.",
     )
     parser.add_argument(
         "source",
         metavar="SOURCE",
-        help="a debian/ directory or a tree holding one, a .dsc, or a git repository",
+        help="a debian/ directory or a directory holding one (a git checkout or not), or a .dsc",
     )
-    parser.add_argument("--rev", help="git revision to read (default HEAD)")
+    parser.add_argument(
+        "--rev",
+        help="read this git revision of SOURCE's repository, not the working tree "
+        "(needed for a bare repository)",
+    )
     add_selection_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON list of jobs")
     parser.set_defaults(run=run)

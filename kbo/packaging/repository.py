@@ -67,6 +67,12 @@ def is_repository(path: Path) -> bool:
     return path.is_dir() and _git(path, "rev-parse", "--git-dir").returncode == 0
 
 
+def is_bare(path: Path) -> bool:
+    """A repository without a working tree (a mirror, a server's repository)."""
+    result = _git(path, "rev-parse", "--is-bare-repository")
+    return result.returncode == 0 and result.stdout.strip() == b"true"
+
+
 def resolve(repo: Path, rev: str) -> str:
     """The full commit id of ``rev``, or a UserError naming the repository."""
     if rev.startswith("-"):

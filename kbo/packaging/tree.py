@@ -1,6 +1,8 @@
-"""Open what the user names as SOURCE: a directory, a ``.dsc`` or a git repository.
+"""Open what the user names as SOURCE: a directory, a ``.dsc``, or a git commit.
 
 Each gives a ``DebianTree``: read access to the files under ``debian/`` that kbo reads.
+A directory is read as it is on disk, inside a git checkout too (uncommitted edits
+included); git objects are read only when a revision is asked for.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class GitTree:
     rev: str
     commit: str
     files: dict[str, bytes]
-    prefix: str
+    base: str  # where debian/ is in the commit's tree: 'debian/', 'x/debian/'
 
     @property
     def label(self) -> str:
@@ -61,12 +63,16 @@ class GitTree:
         return self.files.get(path)
 
     def where(self, path: str) -> str:
-        return f"{self.rev}:{self.prefix}debian/{path}"
+        return f"{self.rev}:{self.base}{path}"
 
 
 @contextmanager
 def open_tree(spec: str, rev: str | None = None) -> Iterator[DebianTree]:
-    """Yield the tree for SOURCE; temporary files (from a .dsc) go when the block ends."""
+    """Yield the tree for SOURCE; temporary files (from a .dsc) go when the block ends.
+
+    A directory is read from disk unless ``rev`` is given: then from git objects at that
+    revision, at the same place in the commit's tree as the directory in the checkout.
+    """
     path = Path(spec)
     if not path.exists():
         raise UserError("no such file or directory", spec)
@@ -78,23 +84,32 @@ def open_tree(spec: str, rev: str | None = None) -> Iterator[DebianTree]:
         with tempfile.TemporaryDirectory(prefix="kbo-dsc-") as tmp:
             yield _dsc_tree(path, Path(tmp))
         return
-    if repository.is_repository(path):
-        yield git_tree(path, rev or "HEAD")
-        return
     if rev is not None:
-        raise UserError("--rev given, but this is not a git repository", spec)
+        if not repository.is_repository(path):
+            raise UserError("--rev given, but this is not a git repository", spec)
+        yield git_tree(path, rev)
+        return
     yield DirectoryTree(_debian_dir(path))
 
 
 def git_tree(repo: Path, rev: str) -> GitTree:
+    """The files kbo reads of ``debian/`` at ``rev``. ``repo`` may be a directory inside a
+    work tree: the checkout, a directory holding ``debian/``, or ``debian/`` itself."""
     commit = repository.resolve(repo, rev)
     prefix = repository.prefix(repo)
-    base = f"{prefix}debian/"
-    blobs = repository.read_blobs(repo, commit, base, lambda p: wanted(p.removeprefix(base)))
-    files = {path.removeprefix(base): data for path, data in blobs.items()}
-    if not files:
-        raise UserError(f"no debian/ directory at {rev}", str(repo))
-    return GitTree(repo, rev, commit, files, prefix)
+    for base in (f"{prefix}debian/", prefix) if prefix else ("debian/",):
+        files = _read_below(repo, commit, base)
+        if files:
+            return GitTree(repo, rev, commit, files, base)
+    raise UserError(f"no debian/ directory at {rev}", str(repo))
+
+
+def _read_below(repo: Path, commit: str, base: str) -> dict[str, bytes]:
+    def want(path: str) -> bool:
+        return wanted(path.removeprefix(base))
+
+    blobs = repository.read_blobs(repo, commit, base, want)
+    return {path.removeprefix(base): data for path, data in blobs.items()}
 
 
 def _debian_dir(path: Path) -> Path:
@@ -102,6 +117,8 @@ def _debian_dir(path: Path) -> Path:
         return path / "debian"
     if (path / "config").is_dir() or (path / "changelog").is_file():
         return path
+    if repository.is_bare(path):
+        raise UserError("a git repository without a working tree: give --rev", str(path))
     raise UserError("contains no debian/ directory", str(path))
 
 
