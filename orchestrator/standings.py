@@ -98,25 +98,44 @@ def _results_near_head(
     history: Sequence[Commit],
     flavours_at: Callable[[str, str], set[Flavour]],
 ) -> list[JobResult]:
-    """The results of each arch from HEAD back to its newest complete build (or all of
-    them, for an arch that never built completely)."""
-    pending = [a for a in arches if state.has_results(source, recipe, a)]
+    """The results of each arch from HEAD back to where older ones cannot change its
+    standing: past its newest complete build, and past the newest success of every
+    flavour it has at HEAD. An arch that never got there is read to the end."""
+    pending = {a for a in arches if state.has_results(source, recipe, a)}
+    needed = {a: flavours_at(a, history[0].sha) for a in pending}
+    succeeded: dict[str, set[Flavour]] = {a: set() for a in pending}
+    complete: set[str] = set()
     found: list[JobResult] = []
     start, size = 0, FIRST_CHUNK
     while pending and start < len(history):
         chunk = [c.sha for c in history[start : start + size]]
-        rows = state.results_at(source, recipe, pending, chunk)
+        rows = state.results_at(source, recipe, sorted(pending), chunk)
         found += rows
-        pending = [a for a in pending if not _built_completely(a, rows, flavours_at)]
+        done: dict[tuple[str, str], set[Flavour]] = {}
+        for r in rows:
+            if r.state == "succeeded":
+                done.setdefault((r.arch, r.commit), set()).add((r.featureset, r.flavour))
+                succeeded[r.arch].add((r.featureset, r.flavour))
+        for arch in sorted(pending):
+            if arch not in complete and _complete_in(arch, chunk, done, flavours_at):
+                complete.add(arch)
+            if arch in complete and needed[arch] <= succeeded[arch]:
+                pending.discard(arch)
         start, size = start + size, min(size * 2, LARGEST_CHUNK)
     return found
 
 
-def _built_completely(
-    arch: str, rows: Sequence[JobResult], flavours_at: Callable[[str, str], set[Flavour]]
+def _complete_in(
+    arch: str,
+    chunk: Sequence[str],
+    done: dict[tuple[str, str], set[Flavour]],
+    flavours_at: Callable[[str, str], set[Flavour]],
 ) -> bool:
-    succeeded: dict[str, set[Flavour]] = {}
-    for r in rows:
-        if r.arch == arch and r.state == "succeeded":
-            succeeded.setdefault(r.commit, set()).add((r.featureset, r.flavour))
-    return any((need := flavours_at(arch, sha)) and need <= done for sha, done in succeeded.items())
+    """Whether some commit of the chunk built every flavour the arch had there. Commits go
+    newest first and stop at the first complete one, as ``assess`` reads them, so no
+    older commit's matrix is read."""
+    for sha in chunk:
+        built = done.get((arch, sha))
+        if built and (need := flavours_at(arch, sha)) and need <= built:
+            return True
+    return False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from kbo.config import Config
 from kbo.errors import UserError
 from kbo.orchestrator import standings
-from kbo.orchestrator.staleness import assess
+from kbo.orchestrator.staleness import Commit, assess
 from kbo.orchestrator.state import JobResult, JobSpec, Run, State, StateReader, schema
 from tests.conftest import LINUX_61, copy_debian, git
 
@@ -46,6 +48,38 @@ def test_a_database_from_before_versioning_is_migrated_keeping_its_jobs(tmp_path
     ]
     assert state.matrix("src", "c1") is None  # the new table is there, empty
     assert StateReader.open(path).has_results("src", "r", "alpha")
+
+
+def test_a_database_from_before_mail_is_migrated_too(tmp_path: Path) -> None:
+    """The first kbo databases had no alerts or outbox tables yet."""
+    path = tmp_path / "kbo.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(V1_SCHEMA.split("CREATE TABLE IF NOT EXISTS alerts")[0])
+    old.close()
+    State(path).close()
+    assert StateReader.open(path).outbox(include_sent=True) == []
+
+
+def test_a_dangling_link_is_refused_not_taken_for_no_database(tmp_path: Path) -> None:
+    path = tmp_path / "kbo.sqlite"
+    path.symlink_to(tmp_path / "unmounted" / "kbo.sqlite")
+    with pytest.raises(UserError, match="dangling"):
+        StateReader.open(path)
+
+
+def test_processes_creating_the_database_at_once_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "kbo.sqlite"
+    script = (
+        "import sys; from pathlib import Path; from kbo.orchestrator.state import State;"
+        "State(Path(sys.argv[1])).check_writable()"
+    )
+    starters = [
+        subprocess.Popen([sys.executable, "-c", script, str(path)], stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    failures = [p.communicate()[1] for p in starters if p.wait() != 0]
+    assert failures == []
+    assert not list(tmp_path.glob(".kbo.sqlite.*"))  # no spare file left behind
 
 
 @pytest.mark.parametrize(
@@ -172,3 +206,68 @@ def test_opening_the_database_again_keeps_this_process_s_locks(tmp_path: Path) -
     run = Run("r1", "me", "", "src", "main", "c1", "r", "1")
     first.record_run(run, [JobSpec("src", "c1", "r", "alpha", "none", "f")])
     assert jobs_seen_by_another_process() == 1
+
+
+def _recorded(tmp_path: Path, results: list[tuple[str, str, str, str, str]]) -> State:
+    state = State(tmp_path / "kbo.sqlite")
+    for i, (sha, arch, featureset, flavour, outcome) in enumerate(results):
+        run = Run(f"r{i}", "me", "", "src", "main", sha, "rc", "1")
+        (attempt,) = state.record_run(run, [JobSpec("src", sha, "rc", arch, featureset, flavour)])
+        state.claim(attempt, "t", "w", "h", 60)
+        state.finish(attempt, "t", {"outcome": outcome})
+    return state
+
+
+# Shas that sort in another order than the history, as real ones do.
+HISTORY = [
+    Commit(hashlib.sha1(str(i).encode(), usedforsecurity=False).hexdigest(), 10_000 - i)
+    for i in range(200)
+]
+
+
+def sha(i: int) -> str:
+    return HISTORY[i].sha
+
+
+@pytest.mark.parametrize(
+    ("name", "flavours", "results"),
+    [
+        (
+            "a flavour removed and added again, which failed then built long ago",
+            lambda i: {("none", "y")} if 5 <= i < 40 else {("none", "x"), ("none", "y")},
+            [(20, "y", "succeeded"), (60, "x", "failed"), (60, "y", "succeeded"),
+             (70, "x", "succeeded"), (70, "y", "succeeded")],
+        ),
+        (
+            "an arch-scope recipe whose representative flavour changed",
+            lambda i: {("none", "y")} if 3 <= i < 50 else {("none", "x")},
+            [(10, "y", "succeeded"), (80, "x", "failed")],
+        ),
+        (
+            "successes whose shas sort in another order than the history",
+            lambda i: {("none", "x")},
+            [(i, "x", "succeeded") for i in range(16, 26)],
+        ),
+    ],
+)  # fmt: skip
+def test_reading_near_head_agrees_with_reading_every_result(
+    tmp_path: Path,
+    name: str,
+    flavours: Callable[[int], set[tuple[str, str]]],
+    results: list[tuple[int, str, str]],
+) -> None:
+    position = {c.sha: i for i, c in enumerate(HISTORY)}
+    rows = [(sha(i), "a", "none", flavour, outcome) for i, flavour, outcome in results]
+    state = _recorded(tmp_path, rows)
+    read: list[int] = []
+
+    def flavours_at(arch: str, commit: str) -> set[tuple[str, str]]:
+        read.append(position[commit])
+        return flavours(position[commit])
+
+    near = standings._results_near_head(state, "src", "rc", ["a"], HISTORY, flavours_at)
+    required = functools.partial(flavours_at, "a")
+    everything = [JobResult(*row) for row in rows]
+    assert assess("a", HISTORY, required, near) == assess("a", HISTORY, required, everything)
+    # No matrix older than the newest complete build is read (a reader cannot keep them).
+    assert max(read) == min(i for i, _, outcome in results if outcome == "succeeded"), name

@@ -37,17 +37,19 @@ class StateReader:
     def open(cls, path: Path) -> StateReader:
         """The database at ``path``, read-only. No file yet means nothing was ever
         recorded: the reader then answers from an empty, in-memory schema."""
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             db = _connect(":memory:", path)
             schema.migrate(db, path)
             return cls(db, path)
+        if not path.exists():
+            raise UserError("refusing the state database: a dangling symbolic link", str(path))
         schema.check_file(path)
         db = _connect(f"{path.resolve().as_uri()}?mode=ro", path, uri=True)
         version = schema.version_of(db, path)
         if version != schema.VERSION:
             raise UserError(
-                f"the state database has schema {version}; start the coordinator once to "
-                f"bring it to {schema.VERSION}",
+                f"the state database has schema {version}: run the coordinator once (in "
+                f"embedded mode, any kbo submit or snapshot) to bring it to {schema.VERSION}",
                 str(path),
             )
         return cls(db, path)
@@ -110,10 +112,6 @@ class StateReader:
     def attempt(self, attempt_id: int) -> Attempt | None:
         row = self._one("SELECT * FROM attempts WHERE id = ?", (attempt_id,))
         return None if row is None else Attempt.from_row(row)
-
-    def attempts(self, job_id: int) -> list[Attempt]:
-        rows = self._all("SELECT * FROM attempts WHERE job_id = ? ORDER BY number", (job_id,))
-        return [Attempt.from_row(r) for r in rows]
 
     def job_of_attempt(self, attempt_id: int) -> Job | None:
         row = self._one(
@@ -180,8 +178,8 @@ class StateReader:
 
     def matrix(self, source: str, commit: str) -> CachedMatrix | None:
         row = self._one(
-            "SELECT version, jobs FROM matrices WHERE source = ? AND commit_sha = ?",
-            (source, commit),
+            "SELECT version, jobs FROM matrices WHERE source = ? AND commit_sha = ? AND format = ?",
+            (source, commit, schema.MATRIX_FORMAT),
         )
         if row is None:
             return None

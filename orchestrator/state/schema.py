@@ -15,6 +15,8 @@ from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
 VERSION = 2
+# How the matrices table stores a commit's jobs; a row of another format is read again.
+MATRIX_FORMAT = 1
 
 # Version 1: the schema kbo had before it was versioned.
 _V1 = """
@@ -111,6 +113,7 @@ CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
 CREATE TABLE matrices (
     source TEXT NOT NULL,
     commit_sha TEXT NOT NULL,
+    format INTEGER NOT NULL,
     version TEXT NOT NULL,
     jobs TEXT NOT NULL,
     PRIMARY KEY (source, commit_sha)
@@ -118,7 +121,9 @@ CREATE TABLE matrices (
 """,
 }
 
-_V1_TABLES = {"runs", "jobs", "run_jobs", "attempts", "alerts", "outbox"}
+# The tables every unversioned kbo database has (alerts and outbox came later: _V1 adds
+# them, since each of its statements is IF NOT EXISTS).
+_V1_TABLES = {"runs", "jobs", "run_jobs", "attempts"}
 
 
 def _refuse(path: Path, why: str) -> UserError:
@@ -138,14 +143,20 @@ def check_file(path: Path) -> None:
 
 
 def version_of(db: sqlite3.Connection, path: Path) -> int:
-    """The schema version of an open database, or 0 for a fresh one; refuses foreign ones."""
+    """The schema version of an open database, or 0 for a fresh one; refuses foreign ones.
+
+    One statement, so one snapshot: a migration committed by another process between
+    separate reads would make a good database look foreign.
+    """
     try:
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        app_id, version, names = db.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id()),"
+            " (SELECT user_version FROM pragma_user_version()),"
+            " (SELECT group_concat(name, ' ') FROM sqlite_master WHERE type = 'table')"
+        ).fetchone()
     except sqlite3.DatabaseError as e:
-        why = "not an SQLite database" if "not a database" in str(e) else f"damaged: {e}"
-        raise _refuse(path, why) from None
+        raise _refuse(path, _why(e, path)) from None
+    tables = set((names or "").split())
     if app_id == APPLICATION_ID:
         if version > VERSION:
             raise _refuse(path, f"schema {version} is newer than this kbo's ({VERSION})")
@@ -158,6 +169,18 @@ def version_of(db: sqlite3.Connection, path: Path) -> int:
     raise _refuse(path, "it is not kbo's (unknown application id or tables)")
 
 
+def _why(error: sqlite3.DatabaseError, path: Path) -> str:
+    text = str(error)
+    if "not a database" in text:
+        return "not an SQLite database"
+    if "unable to open" in text:
+        return (
+            f"cannot open it here: SQLite needs to write its -wal and -shm files in "
+            f"{path.parent}, and cannot"
+        )
+    return f"damaged: {text}"
+
+
 def migrate(db: sqlite3.Connection, path: Path) -> None:
     """Bring a writable database to ``VERSION`` in one transaction; a fresh one is created."""
     if version_of(db, path) == VERSION:
@@ -165,7 +188,7 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
     try:
         db.execute("BEGIN IMMEDIATE")
         version = version_of(db, path)  # again, under the lock: another process may have
-        scripts = [] if version else [_V1]
+        scripts = [_V1] if version <= 1 else []  # fresh, or unversioned (maybe without mail)
         scripts += [MIGRATIONS[v] for v in range(max(version, 1), VERSION)]
         for script in scripts:
             for statement in filter(str.strip, script.split(";\n")):

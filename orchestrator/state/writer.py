@@ -1,13 +1,15 @@
-"""The coordinator's writes: every change to kbo's state happens here.
+"""Every change to kbo's state happens here.
 
-The coordinator is the only writer. Every transition checks the state it expects inside
-one transaction, so a re-delivered message or a repeated report changes nothing. A job
-is unique on (source, commit, recipe, arch, featureset, flavour).
+The coordinator makes them (and, for the outbox, ``kbo digest``). Every transition checks
+the state it expects inside one transaction, so a re-delivered message or a repeated
+report changes nothing. A job is unique on (source, commit, recipe, arch, featureset,
+flavour).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -88,6 +90,28 @@ class Transaction:
         )
 
 
+def _create(path: Path) -> None:
+    """A new database, made whole under another name and linked into place, so no other
+    process ever sees the empty file SQLite starts from (it would refuse it as truncated).
+    When two processes create it at once, the first link wins and both use that one."""
+    spare = path.with_name(f".{path.name}.{os.getpid()}.new")
+    spare.unlink(missing_ok=True)
+    try:
+        db = _connect(str(spare), path)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            schema.migrate(db, path)
+        finally:
+            db.close()
+        os.link(spare, path)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise UserError(f"cannot create the state database: {e}", str(path)) from None
+    finally:
+        spare.unlink(missing_ok=True)
+
+
 def _alert_key(job: Job) -> tuple[str, str, str, str, str]:
     return (job.source, job.recipe, job.arch, job.featureset, job.flavour)
 
@@ -100,8 +124,9 @@ class State(StateReader):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create the state directory: {e}", str(path.parent)) from None
-        if path.exists():
-            schema.check_file(path)
+        if not path.exists():
+            _create(path)
+        schema.check_file(path)
         db = _connect(str(path), path)
         schema.version_of(db, path)  # refuses another program's file before changing it
         try:
@@ -236,9 +261,9 @@ class State(StateReader):
         """Remember the matrix at a commit; commits never change, so it never goes stale."""
         with self.transaction() as tx:
             tx.db.execute(
-                "INSERT OR IGNORE INTO matrices (source, commit_sha, version, jobs)"
-                " VALUES (?, ?, ?, ?)",
-                (source, commit, version, json.dumps(jobs)),
+                "INSERT OR REPLACE INTO matrices (source, commit_sha, format, version, jobs)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (source, commit, schema.MATRIX_FORMAT, version, json.dumps(jobs)),
             )
 
     # -- worker reports ----------------------------------------------------------------
