@@ -28,6 +28,11 @@ from kbo.packaging.matrix import job_key
 _LIMIT = re.compile(r"^(?P<arch>[a-z0-9*]+):(?P<number>\d+(\.\d+)?)(?P<days>d?)$")
 
 
+def plural(count: int, word: str) -> str:
+    """ "1 commit", "2 commits": the word for the count."""
+    return word if count == 1 else f"{word}s"
+
+
 @dataclass(frozen=True)
 class Limit:
     """How far an arch may fall behind: commits, or days since its first unbuilt commit."""
@@ -37,7 +42,7 @@ class Limit:
 
     def exceeded(self, behind: int, age_seconds: float) -> str | None:
         if self.commits is not None and behind > self.commits:
-            return f"{behind} commits behind, over max_staleness {self.commits}"
+            return f"{behind} {plural(behind, 'commit')} behind, over max_staleness {self.commits}"
         if self.days is not None and age_seconds > self.days * 86400:
             return f"stale {age_seconds / 86400:.1f} days, over max_staleness {self.days:g}d"
         return None
@@ -167,7 +172,7 @@ def _why(decision: Decision, need: Need) -> str:
     reason = (
         "failed at HEAD: retried with spare capacity"
         if need.failed_at_head
-        else f"{decision.behind} commits behind"
+        else f"{decision.behind} {plural(decision.behind, 'commit')} behind"
         if decision.state != "NEVER"
         else "never built"
     )

@@ -9,6 +9,7 @@ and NEVER (no commit ever did).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +35,10 @@ class Standing:
     last_good: Commit | None
     commits_behind: int | None
     stale_since: int | None
-    failing_commit: str | None = None
+    failing_commit: str | None = None  # the first commit of the current failure
     flavours: list[Standing] = field(default_factory=list)
+    first_error: str | None = None  # of the failure at failing_commit, with its log
+    log: str | None = None
 
     def to_json(self, now: float) -> dict[str, Any]:
         return {
@@ -48,6 +51,8 @@ class Standing:
             "stale_since": self.stale_since,
             "age_seconds": None if self.stale_since is None else int(now - self.stale_since),
             "failing_commit": self.failing_commit,
+            "first_error": self.first_error,
+            "log": self.log,
         } | ({"flavours": [f.to_json(now) for f in self.flavours]} if self.flavours else {})
 
 
@@ -80,7 +85,10 @@ def assess(
         ),
         None,
     )
-    failing = next((f.failing_commit for f in flavours if f.state == "FAILING"), None)
+    failing_since = [
+        f.failing_commit for f in flavours if f.failing_commit and f.state == "FAILING"
+    ]
+    failing = max(failing_since, key=position.__getitem__, default=None)  # the oldest
     in_flight = any(s in ("queued", "running") for s in by_commit.get(history[0].sha, {}).values())
     standing = _standing(arch, history, position, last_good, failing, in_flight)
     standing.flavours = flavours
@@ -97,8 +105,9 @@ def _flavour(
 ) -> Standing:
     states = [(sha, by_commit[sha].get(key)) for sha in newest_first]
     last_good = next((sha for sha, s in states if s == "succeeded"), None)
-    newest_done = next(((sha, s) for sha, s in states if s in ("succeeded", "failed")), None)
-    failing = newest_done[0] if newest_done and newest_done[1] == "failed" else None
+    done = [(sha, s) for sha, s in states if s in ("succeeded", "failed")]
+    streak = [sha for sha, _ in itertools.takewhile(lambda d: d[1] == "failed", done)]
+    failing = streak[-1] if streak else None  # the first commit of the current failure
     in_flight = by_commit.get(history[0].sha, {}).get(key) in ("queued", "running")
     return _standing(name, history, position, last_good, failing, in_flight)
 

@@ -77,6 +77,8 @@ def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tr
     arches = [
         assess(arch, history, functools.partial(flavours_at, arch), results) for arch in tracked
     ]
+    for standing in arches:
+        _explain_failure(state, source, recipe, standing)
     return Standings(
         repo,
         head,
@@ -88,6 +90,25 @@ def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tr
         {(r.arch, r.featureset, r.flavour): r.state for r in results if r.commit == head},
         state.in_flight(source, recipe),
     )
+
+
+def _explain_failure(state: StateReader, source: str, recipe: str, arch: Standing) -> None:
+    """The first error and log of the failure FAILING AT names, for the arch and each of
+    its failing flavours (the arch's is its oldest failing flavour's)."""
+    oldest: Standing | None = None
+    for flavour in arch.flavours:
+        if flavour.state != "FAILING" or flavour.failing_commit is None:
+            continue
+        name, featureset, flavour_name = flavour.name.split("/")
+        attempt = state.attempt_at(
+            source, recipe, name, featureset, flavour_name, flavour.failing_commit
+        )
+        if attempt is not None:
+            flavour.first_error, flavour.log = attempt.first_error, attempt.log_path
+        if flavour.failing_commit == arch.failing_commit and oldest is None:
+            oldest = flavour
+    if oldest is not None:
+        arch.first_error, arch.log = oldest.first_error, oldest.log
 
 
 def _results_near_head(

@@ -77,3 +77,25 @@ def test_an_embedded_dry_run_plans_without_services_and_writes_nothing(tmp_path:
         assert coordinator_log.read_text().count(" ready.") == starts  # none started
     finally:
         cluster.stop_all()
+
+
+def test_status_blames_the_first_failing_commit_with_its_error_and_log(tmp_path: Path) -> None:
+    """An unrelated commit lands on top of the breaking one, and fails too: FAILING AT
+    still names the breaking commit, with its first error and where its log is."""
+    cluster = Cluster(tmp_path)
+    try:
+        assert cluster.submit("--arch", "hppa", "--wait")["succeeded"] is True
+        (cluster.control / "fail-hppa").touch()
+        breaking = cluster.commit("Break hppa")
+        cluster.submit("--arch", "hppa", "--wait")
+        cluster.commit("Unrelated: fix a typo in the changelog")
+        cluster.submit("--arch", "hppa", "--wait")
+        hppa = cluster.status()["hppa"]
+        assert (hppa["state"], hppa["failing_commit"]) == ("FAILING", breaking)
+        assert "'boot_cpu_data' undeclared" in hppa["first_error"]
+        assert Path(hppa["log"]).is_file()
+        text = cluster.kbo("status").stdout
+        assert f"hppa failing since {breaking[:12]}:" in text
+        assert f"log: {hppa['log']}" in text
+    finally:
+        cluster.stop_all()

@@ -75,7 +75,7 @@ def test_an_arch_over_max_staleness_is_always_built_and_says_why() -> None:
     )  # fmt: skip
     assert queued(over) == ["mips"]  # even with no capacity left
     mips = next(d for d in result.decisions if d.arch == "mips")
-    assert mips.over_limit == "1 commits behind, over max_staleness 0"
+    assert mips.over_limit == "1 commit behind, over max_staleness 0"
     assert "always built" in mips.why
 
 

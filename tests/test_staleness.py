@@ -62,6 +62,22 @@ def test_failing_names_the_commit_and_outranks_building() -> None:
     assert (standing.state, standing.failing_commit) == ("FAILING", "c2")
 
 
+def test_failing_at_names_the_first_commit_of_the_current_failure() -> None:
+    """An unrelated commit on top of the breaking one fails too: the blame stays with the
+    first failing commit, for the flavour and for the arch."""
+    results = [
+        ok("c1", "generic"),
+        ok("c1", "smp"),
+        ok("c2", "smp", "failed"),
+        ok("c3", "smp", "failed"),
+        ok("c3", "generic", "failed"),
+    ]
+    standing = assess("alpha", HISTORY, required(TWO), results)
+    flavours = {f.name: f.failing_commit for f in standing.flavours}
+    assert flavours == {"alpha/none/generic": "c3", "alpha/none/smp": "c2"}
+    assert (standing.state, standing.failing_commit) == ("FAILING", "c2")
+
+
 def test_a_later_success_clears_failing() -> None:
     results = [ok("c2", "smp", "failed"), ok("c3", "smp"), ok("c3", "generic")]
     assert assess("alpha", HISTORY, required(TWO), results).state == "OK"

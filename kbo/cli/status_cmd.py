@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             format_table(["ARCH", "STATE", "LAST GOOD", "BEHIND", "STALE FOR", "FAILING AT"], rows)
         )
+        failing = [a for a in arches if a.state == "FAILING"]
+        for arch in failing:
+            print(f"\n{arch.name} failing since {(arch.failing_commit or '?')[:12]}:")
+            print(f"  first error: {arch.first_error or '(none found)'}")
+            print(f"  log: {arch.log or '(not kept)'}")
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from kbo.config import Config
-from kbo.orchestrator.snapshot import lateness, parse_limits
+from kbo.orchestrator.snapshot import lateness, parse_limits, plural
 from kbo.orchestrator.standings import Standings
 from kbo.orchestrator.state import State, StateReader
 
@@ -32,9 +32,11 @@ def compose(config: Config, found: Standings, now: float) -> tuple[str, str] | N
         flag = late.over_limit
         over += flag is not None
         lines.append(
-            f"  {a.name:10} {a.state:8} {good}, {late.behind} commits behind"
+            f"  {a.name:10} {a.state:8} {good}, "
+            f"{late.behind} {plural(late.behind, 'commit')} behind"
             + (f", for {int(late.age_seconds // 86400)} days" if a.stale_since else "")
-            + (f", failing at {a.failing_commit[:7]}" if a.failing_commit else "")
+            + (f", failing since {a.failing_commit[:7]}" if a.failing_commit else "")
+            + (f"\n  {'':10} first error: {a.first_error}" if a.first_error else "")
             + (f"\n  {'':10} OVER LIMIT: {flag}" if flag else "")
         )
     flagged = f", {over} over max_staleness" if over else ""

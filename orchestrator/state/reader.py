@@ -158,6 +158,18 @@ class StateReader:
             found += [JobResult(*r) for r in rows]
         return found
 
+    def attempt_at(
+        self, source: str, recipe: str, arch: str, featureset: str, flavour: str, commit: str
+    ) -> Attempt | None:
+        """The current attempt of one job: the unique key, so one index lookup."""
+        row = self._one(
+            "SELECT a.* FROM jobs j JOIN attempts a ON a.id = j.current_attempt"
+            " WHERE j.source = ? AND j.commit_sha = ? AND j.recipe = ? AND j.arch = ?"
+            " AND j.featureset = ? AND j.flavour = ?",
+            (source, commit, recipe, arch, featureset, flavour),
+        )
+        return None if row is None else Attempt.from_row(row)
+
     def has_results(self, source: str, recipe: str, arch: str) -> bool:
         return (
             self._one(
