@@ -104,6 +104,28 @@ def test_probe_reports_executors_and_what_is_missing(tmp_path: Path) -> None:
     assert native.executors[0] == "native"
 
 
+def test_hints_are_true_for_arches_the_host_kernel_runs_itself(tmp_path: Path) -> None:
+    """qemu-user-static registers no handler for i386 or x86_64 on amd64: advising it
+    would send the admin after a package that is already installed."""
+    (tmp_path / "status").write_text("enabled\n")  # binfmt_misc, with no handler for them
+    tools = {"mmdebstrap", "qemu-i386-static", "qemu-x86_64-static"}
+
+    def which(name: str) -> str | None:
+        return f"/usr/bin/{name}" if name in tools else None
+
+    i386 = probe_arch(
+        arches.load("i386"), "amd64", "i686-linux-gnu", which=which, binfmt_dir=tmp_path
+    )
+    assert "qemu" in i386.executors
+    assert not any("qemu-user-static" in m for m in i386.missing)
+    x32 = probe_arch(
+        arches.load("x32"), "amd64", "x86_64-linux-gnux32", which=which, binfmt_dir=tmp_path
+    )
+    assert x32.executors == ()
+    assert not any("qemu-user-static" in m for m in x32.missing)
+    assert any("runs on this host's kernel or not at all" in m for m in x32.missing)
+
+
 def test_this_host_builds_alpha_hppa_and_mips_cross_and_mipsel_under_qemu(kbo: RunKbo) -> None:
     """./dev installs the cross compilers and qemu-user-static and registers binfmt handlers."""
     result = kbo("arches", "--json")

@@ -72,7 +72,7 @@ def probe_arch(
     else:
         missing.append("cross: Debian ships no cross compiler for it")
     if info.name != host_arch:
-        qemu_problem = _qemu_problem(info, which, binfmt_dir)
+        qemu_problem = _qemu_problem(info, which, binfmt_dir, host_arch)
         if qemu_problem is None:
             executors.append("qemu")
         else:
@@ -80,13 +80,22 @@ def probe_arch(
     return ArchCapability(info.name, gnu_type, tuple(executors), tuple(missing))
 
 
+# Arches whose binaries the host kernel runs itself: qemu-user-static registers no
+# handler for them there, so asking to install it would be a false hint.
+RUN_BY_HOST_KERNEL = {("amd64", "i386")}
+
+
 def _qemu_problem(
-    info: ArchInfo, which: Callable[[str], str | None], binfmt_dir: Path
+    info: ArchInfo, which: Callable[[str], str | None], binfmt_dir: Path, host_arch: str
 ) -> str | None:
     if info.qemu_user is None or info.qemu_binary is None:
         return "qemu-user cannot run this ABI"
     if info.chroot is None:
         return "no Debian archive carries it, so no chroot"
+    if (host_arch, info.name) in RUN_BY_HOST_KERNEL:
+        return None if which("mmdebstrap") else "mmdebstrap missing (apt-get install mmdebstrap)"
+    if info.qemu_user == host_arch.replace("amd64", "x86_64"):
+        return f"{info.name} runs on this host's kernel or not at all: qemu-user cannot help"
     if not which(info.qemu_binary):
         return f"{info.qemu_binary} missing (apt-get install qemu-user-static)"
     if not which("mmdebstrap"):

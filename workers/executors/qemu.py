@@ -1,6 +1,7 @@
 """The qemu executor: a foreign-arch chroot from mmdebstrap, run through qemu-user-static
-and binfmt_misc. The chroot is made once per (arch, suite), cached, and shared read-only:
-each job writes to an overlay of its own. ``kbo chroot ARCH --rebuild`` makes it anew.
+and binfmt_misc (or by the host kernel itself, for i386 on amd64). The chroot is made
+once per (arch, suite), cached, and shared read-only: each job writes to an overlay of
+its own. ``kbo chroot ARCH --rebuild`` makes it anew.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import BinaryIO
 
 from kbo.arches import ArchInfo
 from kbo.config import Config
+from kbo.packaging import dpkg_arch
 from kbo.workers import runner
-from kbo.workers.capabilities import BINFMT_MISC, binfmt_problem
+from kbo.workers.capabilities import BINFMT_MISC, RUN_BY_HOST_KERNEL, binfmt_problem
 from kbo.workers.executors import Execution, ExecutorError
 from kbo.workers.sandbox import Overlay
 
@@ -45,7 +47,8 @@ def execution(
 ) -> Execution:
     if info.qemu_user is None:
         raise ExecutorError(f"qemu-user cannot run {info.name} binaries")
-    if (problem := binfmt_problem(binfmt_dir, info.qemu_user)) is not None:
+    run_by_host = (dpkg_arch.host_arch(), info.name) in RUN_BY_HOST_KERNEL
+    if not run_by_host and (problem := binfmt_problem(binfmt_dir, info.qemu_user)) is not None:
         raise ExecutorError(problem)
     root = ensure_chroot(info, config, log)
     upper, work = job_dir / ".kbo" / "chroot-upper", job_dir / ".kbo" / "chroot-work"
