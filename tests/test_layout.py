@@ -136,7 +136,8 @@ def test_wheel_installs_only_kbo_and_works(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [venv / "bin/pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        [venv / "bin/pip", "install", "-q", "--disable-pip-version-check",
+         "-c", str(ROOT / "constraints.txt"), str(wheel)],
         check=True, capture_output=True,
     )  # fmt: skip
     site = subprocess.run(
@@ -144,6 +145,10 @@ def test_wheel_installs_only_kbo_and_works(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True, cwd=tmp_path,
     ).stdout  # fmt: skip
     assert "/site-packages/kbo/" in site  # not this checkout
+    redis_mode = subprocess.run(
+        [venv / "bin/python", "-c", "import kombu.transport.redis"], capture_output=True, text=True
+    )
+    assert redis_mode.returncode == 0, redis_mode.stderr  # kombu[redis] is declared
     kbo = venv / "bin/kbo"
 
     def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
