@@ -152,6 +152,8 @@ class Coordinator:
         verdict = self.state.claim(attempt_id, token, worker, host, self.config.lease_seconds)
         if not verdict.accepted:
             log.warning("claim of attempt %s by %s refused: %s", attempt_id, worker, verdict.reason)
+        elif verdict.job is not None:
+            log.info("%s attempt %s: claimed by %s", verdict.job.key, attempt_id, worker)
         job = None
         if verdict.job is not None:
             job = verdict.job.to_json() | {"attempt": verdict.attempt_number}
@@ -174,6 +176,9 @@ class Coordinator:
         if not verdict.accepted:
             log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
         elif verdict.reason != "already recorded":
+            log.info(
+                "%s attempt %s: %s", job.key if job else "?", attempt_id, result.get("outcome")
+            )
             Reporter(self.config, self.state).on_result(attempt_id)
             self.write_status_page(fetch=False)
         return {"accepted": verdict.accepted, "reason": verdict.reason}

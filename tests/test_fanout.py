@@ -111,6 +111,11 @@ def test_submitting_twice_enqueues_nothing_new(cluster: Cluster, redis_server: R
     done = cluster.submit("--arch", "alpha", "--wait")
     assert done["succeeded"] is True
     assert redis_server.queue_length("build.alpha") == 0
+    # Every answer was read once and forgotten: waiting leaves no results in Redis, and
+    # the coordinator's log has no line per poll.
+    assert redis_server.client().keys("celery-task-meta-*") == []
+    assert "Task kbo.run_summary" not in cluster.log("coordinator")
+    assert "alpha_none_alpha-smp attempt 2: succeeded" in cluster.log("coordinator")
     assert len(cluster.query("SELECT * FROM attempts")) == 2
     assert cluster.query("SELECT COUNT(*) FROM runs")[0][0] == 3
 

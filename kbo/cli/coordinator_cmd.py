@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     # One line per task with its whole result drowns the log (followers poll twice a
     # second); kbo's own loggers say what matters.
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    # Nor one "Task ... received" per poll of a waiting client: the coordinator logs each
+    # event that matters itself (a run recorded, an attempt claimed, a result, a refusal).
+    logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
     if args.beat and not config.snapshot_schedule:
         raise UserError("--beat needs snapshot_schedule in the config", config.source)
     State(config.database).check_writable()  # fail before taking anything from the queue

@@ -57,12 +57,14 @@ def call(app: Celery, task: str, *args: Any, timeout: float | None = None) -> An
     while True:
         remaining = 30.0 if deadline is None else max(0.1, deadline - time.monotonic())
         try:
-            return result.get(
+            answer = result.get(
                 timeout=min(30.0, remaining),
                 disable_sync_subtasks=False,
                 propagate=True,
                 interval=0.05,
             )
+            result.forget()  # read once: a client polling for hours leaves nothing behind
+            return answer
         except CeleryTimeout:
             if deadline is not None and time.monotonic() >= deadline:
                 raise InfraError(
