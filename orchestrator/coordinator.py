@@ -66,11 +66,13 @@ class Coordinator:
         source = request.get("source") or self.config.repository
         if not source:
             raise KboError("no SOURCE given and no repository configured")
+        recipe = request.get("recipe") or self.config.default_recipe
+        # Loading checks the recipe: a bad one is refused here, before anything is fetched
+        # or recorded, instead of failing every job on the workers.
+        scope = recipes.load(recipe, self.config.recipe_dirs).scope
         repo = repository.local_repository(source, self.config)
         rev = request.get("rev") or self.config.branch
         commit = repository.resolve(repo, rev)
-        recipe = request.get("recipe") or self.config.default_recipe
-        scope = recipes.scope_of(recipe, self.config.recipe_dirs)
         sid = repository.source_id(source)
         version, matrix = Matrices(repo, sid, self.state).at(commit)
         selection = Selection(
@@ -113,6 +115,7 @@ class Coordinator:
     def _snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         config, now = self.config, time.time()
         recipe = request.get("recipe") or config.default_recipe
+        recipes.load(recipe, config.recipe_dirs)  # a bad recipe is refused before any record
         found, chosen, reply = snapshot_plan.plan_at_head(
             config, self.state, recipe, request.get("max_jobs"), now
         )

@@ -50,6 +50,41 @@ def test_release_arches_use_the_main_archive_and_ports_arches_debian_ports() -> 
         assert chroot.keyring.endswith("debian-ports-archive-keyring.gpg")
 
 
+@pytest.mark.parametrize("name", arches.supported())
+def test_every_shipped_arch_file_passes_the_schema(name: str) -> None:
+    info = arches.load(name)
+    assert info.name == name and info.cross_prefix.endswith("-")
+    assert all(len(package) > 1 for package in info.cross_packages)
+
+
+def arch_refusal(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "alpha.toml"
+    path.write_text('cross_prefix = "alpha-linux-gnu-"\n' + text)
+    with pytest.raises(UserError) as caught:
+        arches.load_file(path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path}: "), message
+    return message.removeprefix(f"{path}: ")
+
+
+def test_a_string_where_a_list_belongs_is_refused_not_split_into_letters(tmp_path: Path) -> None:
+    assert arch_refusal(tmp_path, 'cross_packages = "gcc-alpha"\n') == (
+        "cross_packages must be a list of strings matching ^[a-z0-9][a-z0-9.+-]*$, not 'gcc-alpha'"
+    )
+
+
+def test_arch_files_refuse_unknown_keys_and_wrong_types(tmp_path: Path) -> None:
+    assert arch_refusal(tmp_path, 'qemu_usr = "alpha"\n') == (
+        "unknown key 'qemu_usr' (did you mean qemu_user?)"
+    )
+    assert arch_refusal(tmp_path, "qemu_user = 1\n").startswith("qemu_user must be a string")
+    chroot = '[chroot]\nmirror = "deb.debian.org"\nsuite = "sid"\nkeyring = "k"\n'
+    assert arch_refusal(tmp_path, chroot).startswith("chroot.mirror must be a string matching")
+    assert arch_refusal(tmp_path, '[chroot]\nmirror = "http://m"\nsuite = "sid"\n') == (
+        "chroot: keyring is missing: it must be a non-empty string"
+    )
+
+
 def test_unknown_arch_is_a_user_error() -> None:
     with pytest.raises(UserError, match="unknown architecture 'vax'"):
         arches.load("vax")

@@ -132,6 +132,7 @@ def test_bad_input_fails_the_job_and_spares_the_worker(broken: tuple[Cluster, Re
     assert "No space left on device" in failure(cluster, "--recipe", "fill-disk", "--arch", "arm64")
     builds = cluster.tmp / "state" / "builds"
     assert [p for p in builds.iterdir() if p.name != "lost+found"] == []  # cleaned up
-    assert "unknown executor 'chroot'" in failure(
-        cluster, "--recipe", "bad-executor", "--arch", "arm64"
-    )
+    # A bad recipe builds nothing: the coordinator refuses it before recording a run.
+    refused = cluster.kbo("submit", "--recipe", "bad-executor", "--arch", "arm64")
+    assert refused.returncode == 2, refused.stderr
+    assert "executors: unknown executor 'chroot'" in refused.stderr

@@ -95,3 +95,17 @@ def test_malformed_config(embedded: Cluster) -> None:
     embedded.config.write_text(text + "colour = 'blue'\n")
     one_line(embedded.kbo("status"), 2, "unknown setting 'colour'")
     assert runs_recorded(embedded) == 0
+
+
+def test_bad_recipe_is_refused_before_any_run_is_recorded(embedded: Cluster) -> None:
+    """A recipe that would fail every job on the workers is refused by the coordinator."""
+    bad = embedded.tmp / "recipes" / "bad.toml"
+    bad.write_text('[[step]]\nargv = ["make", "{flavor}"]\n')
+    for verb in (["submit", "--arch", "alpha"], ["snapshot"]):
+        one_line(
+            embedded.kbo(*verb, "--recipe", "bad"),
+            2,
+            f"{bad}: step 1 argv: unknown placeholder {{flavor}} (known: arch,",
+        )
+        assert runs_recorded(embedded) == 0
+    one_line(embedded.kbo("recipes", "--check"), 2, f"{bad}: step 1 argv")

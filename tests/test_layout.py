@@ -37,6 +37,15 @@ FORBIDDEN = {
     "kbo.arches": ("kbo.orchestrator", "kbo.workers", "kbo.cli", "kbo.messaging"),
     "kbo.recipes": ("kbo.orchestrator", "kbo.workers", "kbo.cli", "kbo.messaging"),
     "kbo.config": ("kbo.orchestrator", "kbo.workers", "kbo.cli", "kbo.messaging", "kbo.packaging"),
+    "kbo.datafile": (
+        "kbo.orchestrator",
+        "kbo.workers",
+        "kbo.cli",
+        "kbo.messaging",
+        "kbo.packaging",
+        "kbo.arches",
+        "kbo.recipes",
+    ),
     "kbo.errors": ("kbo.",),
     "kbo": ("kbo.",),  # kbo/__init__.py: the version, nothing else
 }

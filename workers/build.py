@@ -214,7 +214,9 @@ class BuildAttempt:
 
     def _values(
         self, job: dict[str, Any], recipe: recipes.Recipe, execution: Execution
-    ) -> dict[str, str]:
+    ) -> recipes.Values:
+        """What the recipe's placeholders are filled with: mypy holds this to exactly the
+        names ``kbo.recipes`` checks recipes against."""
         return {
             "arch": job["arch"],
             "featureset": job["featureset"],
@@ -230,7 +232,7 @@ class BuildAttempt:
 
     def _steps(
         self,
-        values: dict[str, str],
+        values: recipes.Values,
         recipe: recipes.Recipe,
         execution: Execution,
         prepared: prepared_tree.Prepared | None,
@@ -241,7 +243,7 @@ class BuildAttempt:
         env = (
             prepared_tree.build_env()
             | execution.env
-            | {f"KBO_{k.upper()}": v for k, v in values.items()}
+            | {f"KBO_{k.upper()}": str(v) for k, v in values.items()}
         )
         overlays: tuple[sandbox.Overlay, ...] = ()
         if prepared is not None:

@@ -17,6 +17,7 @@ from kbo.cli import (
     import_cmd,
     mail_cmd,
     matrix_cmd,
+    recipes_cmd,
     snapshot_cmd,
     status_cmd,
     submit_cmd,
@@ -65,6 +66,7 @@ def build_parser() -> Parser:
         import_cmd,
         mail_cmd,
         config_cmd,
+        recipes_cmd,
     )
     for command in commands:
         command.register(verbs)

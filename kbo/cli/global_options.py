@@ -26,7 +26,8 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         "--json",
         dest="global_json",
         action="store_true",
-        help="print JSON, for the verbs that can: matrix, arches, submit, snapshot, status, outbox",
+        help="print JSON, for the verbs that can: matrix, arches, recipes, submit, snapshot, "
+        "status, outbox",
     )
 
 
