@@ -82,7 +82,7 @@ def test_top_level_help_documents_the_global_options(kbo: RunKbo) -> None:
         (("--config",), "kbo: argument --config: expected one argument"),
         (("statue",), "kbo: argument VERB: invalid choice: 'statue'"),
         (("matrix",), "kbo: the following arguments are required: SOURCE"),
-        (("matrix", LINUX_61, "--config", "x"), "kbo: unrecognized arguments: --config x"),
+        (("matrix", LINUX_61, "--colour", "x"), "kbo: unrecognized arguments: --colour x"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import json
+import os
+import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LINUX_61, RunKbo, copy_debian, git
+from tests.conftest import KBO, LINUX_61, RunKbo, copy_debian, git
 
 
 @pytest.fixture
@@ -208,3 +213,29 @@ def test_import_dsc_refuses_a_symlink_out_of_debian(kbo: RunKbo, tmp_path: Path)
         "linux_6.1.176-1.dsc",
         "tree",
     ]  # no repository, no half-made one
+
+
+def test_a_dsc_without_its_tarball_beside_it_reads_it_from_the_mirror(tmp_path: Path) -> None:
+    """As kbo import-dsc does: the pool of the configured mirror, checked against the .dsc."""
+    dsc = make_dsc(tmp_path, copy_debian(LINUX_61, tmp_path / "tree"))
+    pool = tmp_path / "mirror" / "pool" / "main" / "l" / "linux"
+    pool.mkdir(parents=True)
+    (tmp_path / "linux_6.1.176-1.debian.tar.gz").rename(pool / "linux_6.1.176-1.debian.tar.gz")
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "mirror")
+    )
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = os.environ | {
+        "KBO_CONFIG": "/dev/null",
+        "KBO_MIRROR": f"http://127.0.0.1:{httpd.server_address[1]}",
+        "KBO_STATE_DIR": str(tmp_path / "state"),
+    }
+    try:
+        result = subprocess.run(
+            [str(KBO), "matrix", str(dsc), "--json"], capture_output=True, text=True, env=env
+        )
+    finally:
+        httpd.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 50

@@ -6,7 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from kbo.cli.common import add_config_argument
 from kbo.cli.table import format_table
+from kbo.config import load_config
 from kbo.errors import EXIT_OK
 from kbo.packaging.matrix import Selection, select, split_globs
 
@@ -46,6 +48,7 @@ def register(verbs: Any) -> None:
         "(needed for a bare repository)",
     )
     add_selection_arguments(parser)
+    add_config_argument(parser)  # for a .dsc: the mirror its debian tarball comes from
     parser.add_argument("--json", action="store_true", help="print a JSON list of jobs")
     parser.set_defaults(run=run)
 
@@ -53,7 +56,9 @@ def register(verbs: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from kbo.packaging.package import read_package
 
-    package = read_package(args.source, args.rev)
+    # A .dsc without its debian tarball beside it: the configured mirror has it.
+    config = load_config(args.config) if args.source.endswith(".dsc") else None
+    package = read_package(args.source, args.rev, config)
     jobs = select(package.matrix, selection_from(args))
     if args.json:
         print(

@@ -13,9 +13,19 @@ from pathlib import Path
 import requests
 
 from kbo.errors import InfraError, UserError
-from kbo.packaging.dsc import DscFile, sha256_of
+from kbo.packaging.dsc import DscFile, DscInfo, sha256_of, verify
 
 CHUNK = 1 << 20
+
+
+def source_file(dsc_path: Path, info: DscInfo, wanted: DscFile, mirror: str, cache: Path) -> Path:
+    """A file the .dsc names: the one beside it, else from the mirror's pool (cached).
+    Either way it is checked against the .dsc's size and checksum."""
+    beside = dsc_path.parent / wanted.name
+    if beside.is_file():
+        verify(beside, wanted, str(dsc_path))
+        return beside
+    return fetch(pool_url(mirror, info.source, wanted.name), wanted.name, cache, wanted)
 
 
 def pool_url(mirror: str, source: str, name: str) -> str:

@@ -19,7 +19,7 @@ from debian.changelog import Changelog
 from kbo.config import Config
 from kbo.errors import InfraError, UserError
 from kbo.packaging import download
-from kbo.packaging.dsc import DscInfo, read_dsc, unpack_debian, verify
+from kbo.packaging.dsc import DscInfo, read_dsc, unpack_debian
 
 
 def import_dsc(dsc_path: Path, dest: Path, branch: str, config: Config) -> str:
@@ -27,14 +27,9 @@ def import_dsc(dsc_path: Path, dest: Path, branch: str, config: Config) -> str:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError("exists and is not empty", str(dest))
     info = read_dsc(dsc_path)
-    wanted = info.debian_tarball
-    beside = dsc_path.parent / wanted.name
-    if beside.is_file():
-        verify(beside, wanted, str(dsc_path))
-        tarball = beside
-    else:
-        url = download.pool_url(config.mirror, info.source, wanted.name)
-        tarball = download.fetch(url, wanted.name, config.cache_path / "downloads", wanted)
+    tarball = download.source_file(
+        dsc_path, info, info.debian_tarball, config.mirror, config.cache_path / "downloads"
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:

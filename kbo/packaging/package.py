@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kbo.config import Config
 from kbo.errors import UserError
 from kbo.packaging import dpkg_arch
 from kbo.packaging.changelog import ChangelogHead, read_head
@@ -22,9 +23,9 @@ class Package:
     gnu_types: dict[str, str | None]
 
 
-def read_package(spec: str, rev: str | None = None) -> Package:
+def read_package(spec: str, rev: str | None = None, config: Config | None = None) -> Package:
     """The changelog head and matrix at SOURCE (and REV), every arch checked against dpkg."""
-    with open_tree(spec, rev) as tree:
+    with open_tree(spec, rev, config) as tree:
         head = read_head(tree)
         matrix = read_matrix(tree)
         commit = tree.commit if isinstance(tree, GitTree) else None

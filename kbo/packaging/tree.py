@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kbo.config import Config
 from kbo.errors import UserError
-from kbo.packaging import dsc, repository
+from kbo.packaging import download, dsc, repository
 from kbo.packaging.debian_config.tree import DebianTree
 
 
@@ -67,8 +68,11 @@ class GitTree:
 
 
 @contextmanager
-def open_tree(spec: str, rev: str | None = None) -> Iterator[DebianTree]:
+def open_tree(
+    spec: str, rev: str | None = None, config: Config | None = None
+) -> Iterator[DebianTree]:
     """Yield the tree for SOURCE; temporary files (from a .dsc) go when the block ends.
+    A .dsc's debian tarball is read beside it, else (given ``config``) from its mirror.
 
     A directory is read from disk unless ``rev`` is given: then from git objects at that
     revision, at the same place in the commit's tree as the directory in the checkout.
@@ -82,7 +86,7 @@ def open_tree(spec: str, rev: str | None = None) -> Iterator[DebianTree]:
         if path.suffix != ".dsc":
             raise UserError("not a .dsc, a directory or a git repository", spec)
         with tempfile.TemporaryDirectory(prefix="kbo-dsc-") as tmp:
-            yield _dsc_tree(path, Path(tmp))
+            yield _dsc_tree(path, Path(tmp), config)
         return
     if rev is not None:
         if not repository.is_repository(path):
@@ -122,9 +126,14 @@ def _debian_dir(path: Path) -> Path:
     raise UserError("contains no debian/ directory", str(path))
 
 
-def _dsc_tree(path: Path, tmp: Path) -> DirectoryTree:
+def _dsc_tree(path: Path, tmp: Path, config: Config | None) -> DirectoryTree:
     info = dsc.read_dsc(path)
     tarball = info.debian_tarball
-    tarball_path = path.parent / tarball.name
-    dsc.verify(tarball_path, tarball, str(path))
+    if config is None:
+        tarball_path = path.parent / tarball.name
+        dsc.verify(tarball_path, tarball, str(path))
+    else:
+        tarball_path = download.source_file(
+            path, info, tarball, config.mirror, config.cache_path / "downloads"
+        )
     return DirectoryTree(dsc.unpack_debian(tarball_path, tmp, wanted))
