@@ -156,7 +156,13 @@ class Coordinator:
         if not verdict.accepted:
             log.warning("claim of attempt %s by %s refused: %s", attempt_id, worker, verdict.reason)
         elif verdict.job is not None:
-            log.info("%s attempt %s: claimed by %s", verdict.job.key, attempt_id, worker)
+            log.info(
+                "%s try %s (attempt %s): claimed by %s",
+                verdict.job.key,
+                verdict.attempt_number,
+                attempt_id,
+                worker,
+            )
         job = None
         if verdict.job is not None:
             job = verdict.job.to_json() | {"attempt": verdict.attempt_number}
@@ -179,8 +185,13 @@ class Coordinator:
         if not verdict.accepted:
             log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
         elif verdict.reason != "already recorded":
+            attempt = self.state.attempt(attempt_id)
             log.info(
-                "%s attempt %s: %s", job.key if job else "?", attempt_id, result.get("outcome")
+                "%s try %s (attempt %s): %s",
+                job.key if job else "?",
+                attempt.number if attempt else "?",
+                attempt_id,
+                result.get("outcome"),
             )
             Reporter(self.config, self.state).on_result(attempt_id)
             self.write_status_page(fetch=False)

@@ -115,7 +115,7 @@ def test_submitting_twice_enqueues_nothing_new(cluster: Cluster, redis_server: R
     # the coordinator's log has no line per poll.
     assert redis_server.client().keys("celery-task-meta-*") == []
     assert "Task kbo.run_summary" not in cluster.log("coordinator")
-    assert "alpha_none_alpha-smp attempt 2: succeeded" in cluster.log("coordinator")
+    assert "alpha_none_alpha-smp try 1 (attempt 2): succeeded" in cluster.log("coordinator")
     assert len(cluster.query("SELECT * FROM attempts")) == 2
     assert cluster.query("SELECT COUNT(*) FROM runs")[0][0] == 3
 

@@ -94,7 +94,13 @@ class BuildAttempt:
             stop.set()
             heartbeat.join()
         messaging.send(self.app, "kbo.finished", self.attempt_id, self.token, result)
-        log.info("%s attempt %s: %s", _name(job), self.attempt_id, result["outcome"])
+        log.info(
+            "%s try %s (attempt %s): %s",
+            _name(job),
+            job.get("attempt"),
+            self.attempt_id,
+            result["outcome"],
+        )
 
     def _heartbeat(self, stop: threading.Event, interval: float) -> None:
         while not stop.wait(interval):

@@ -101,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     build.EXECUTORS_BY_ARCH.update({c.arch: c.executors for c in served})
     build.register(app, config)
     names = [c.arch for c in served]
-    label = names[0] if len(names) == 1 else f"{names[0]}+{len(names) - 1}"
+    # A name that says what the worker serves: "kbo-alpha-hppa-mips@host", or for many
+    # arches (--auto) just "kbo@host"; never the first arch of many, which misleads.
+    label = "kbo-" + "-".join(names) if len(names) <= 3 else "kbo"
     app.worker_main(
         [
             "worker",
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             "--optimization",
             "fair",
             "--hostname",
-            args.name or f"kbo-{label}@{socket.gethostname()}",
+            args.name or f"{label}@{socket.gethostname()}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
