@@ -173,8 +173,10 @@ class Coordinator:
             "lease_seconds": self.config.lease_seconds,
         }
 
-    def heartbeat(self, attempt_id: int, token: str) -> bool:
-        return self.state.renew_lease(attempt_id, token, self.config.lease_seconds)
+    def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> bool:
+        if stage is not None and (not isinstance(stage, str) or len(stage) > 200):
+            stage = None  # a garbled stage renews the lease and is not recorded
+        return self.state.renew_lease(attempt_id, token, self.config.lease_seconds, stage)
 
     def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
         log_gz = result.pop("log_gz", None)
@@ -282,9 +284,10 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         return coordinator.claim(attempt_id, token, worker, host)
 
     @app.task(name="kbo.heartbeat", ignore_result=True)
-    def heartbeat(attempt_id: int, token: str) -> bool:
-        """Renew the lease of a running attempt held by this token; else do nothing."""
-        return coordinator.heartbeat(attempt_id, token)
+    def heartbeat(attempt_id: int, token: str, stage: str | None = None) -> bool:
+        """Renew the lease of a running attempt held by this token, and note its stage;
+        else do nothing."""
+        return coordinator.heartbeat(attempt_id, token, stage)
 
     @app.task(name="kbo.finished", acks_late=True, ignore_result=True)
     def finished(attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+from tests.conftest import KBO
 from tests.services import Cluster
 
 
@@ -97,5 +99,30 @@ def test_status_blames_the_first_failing_commit_with_its_error_and_log(tmp_path:
         text = cluster.kbo("status").stdout
         assert f"hppa failing since {breaking[:12]}:" in text
         assert f"log: {hppa['log']}" in text
+    finally:
+        cluster.stop_all()
+
+
+def test_waiting_on_a_terminal_shows_a_live_table_with_each_job_s_stage(tmp_path: Path) -> None:
+    """Under a terminal (script(1) gives the command one), --wait redraws a table of the
+    jobs with the stage each worker reported; piped, it prints a line per change."""
+    cluster = Cluster(tmp_path)
+    try:
+        (cluster.control / "sleep").write_text("4")
+        command = f"{KBO} submit --arch alpha --flavour alpha-smp --wait"
+        shown = subprocess.run(
+            ["script", "-qec", command, "/dev/null"],
+            capture_output=True,
+            text=True,
+            env=cluster.env,
+            timeout=180,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stdout
+        assert "JOB" in shown.stdout and "STAGE" in shown.stdout and "RAN" in shown.stdout
+        assert "step build" in shown.stdout  # the stage, reported while it ran
+        assert "\x1b[" in shown.stdout  # redrawn in place
+        piped = cluster.kbo("submit", "--arch", "alpha", "--flavour", "alpha-smp", "--wait")
+        assert "\x1b[" not in piped.stdout + piped.stderr
     finally:
         cluster.stop_all()

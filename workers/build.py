@@ -72,6 +72,8 @@ class BuildAttempt:
     def __init__(self, app: Celery, config: Config, attempt_id: int, token: str, worker: str):
         self.app, self.config = app, config
         self.attempt_id, self.token, self.worker = attempt_id, token, worker
+        self.stage = "claimed"
+        self._wake = threading.Event()
 
     def run(self) -> None:
         claim = messaging.call(
@@ -92,6 +94,7 @@ class BuildAttempt:
             result = self._execute(job)
         finally:
             stop.set()
+            self._wake.set()
             heartbeat.join()
         messaging.send(self.app, "kbo.finished", self.attempt_id, self.token, result)
         log.info(
@@ -103,11 +106,26 @@ class BuildAttempt:
         )
 
     def _heartbeat(self, stop: threading.Event, interval: float) -> None:
-        while not stop.wait(interval):
+        """Renew the lease every ``interval``, and at once when the stage changes, so a
+        waiting client sees where the build is."""
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if stop.is_set():
+                return
             try:
-                messaging.send(self.app, "kbo.heartbeat", self.attempt_id, self.token, retry=False)
+                messaging.send(
+                    self.app, "kbo.heartbeat", self.attempt_id, self.token, self.stage, retry=False
+                )
             except Exception as e:  # the broker may be restarting; the next beat retries
                 log.warning("heartbeat for attempt %s not sent: %s", self.attempt_id, e)
+
+    def _stage(self, out: BinaryIO, name: str) -> None:
+        """Enter a stage: in the log, and (through a heartbeat now) in kbo's state."""
+        out.write(f"\n== kbo stage {name} ==\n".encode())
+        out.flush()
+        self.stage = name
+        self._wake.set()
 
     def _execute(self, job: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
@@ -146,13 +164,13 @@ class BuildAttempt:
         executor = self._executor(job["arch"], recipe)
         result["executor"] = executor
         uid, gid = _build_user(self.config.build_user)
-        _stage(out, "prepare")
+        self._stage(out, "prepare")
         prepared = (
             prepared_tree.prepare(self.config, job["source"], job["commit_sha"], out, uid, gid)
             if recipe.needs_source
             else None
         )
-        _stage(out, f"executor {executor}")
+        self._stage(out, f"executor {executor}")
         execution = prepare_execution(executor, info, self.config, job_dir, out)
         if uid is not None and gid is not None:
             os.chown(job_dir, uid, gid)
@@ -165,7 +183,7 @@ class BuildAttempt:
         failure = self._steps(values, recipe, execution, prepared, where)
         if failure:
             return failure
-        _stage(out, "check artifacts")
+        self._stage(out, "check artifacts")
         found = artifacts.collect(
             job_dir, self.config.state_path / "artifacts" / _name(job) / str(self.attempt_id)
         )
@@ -194,7 +212,7 @@ class BuildAttempt:
         out: BinaryIO,
     ) -> str | None:
         """Report unmet Build-Depends; fail when the recipe needs them all (a full build)."""
-        _stage(out, "check Build-Depends")
+        self._stage(out, "check Build-Depends")
         profiles = execution.env.get("DEB_BUILD_PROFILES", "").split() + list(recipe.profiles)
         root = Path(execution.chroot.lower) if execution.chroot else None
         control = (prepared.src / "debian" / "control").read_text(errors="replace")
@@ -277,7 +295,7 @@ class BuildAttempt:
         )
         timeout, quiet = recipe.limits(execution.name)
         for step in recipe.steps:
-            _stage(out, f"step {step.name}")
+            self._stage(out, f"step {step.name}")
             ran = runner.run(
                 sandbox.wrap(recipe.argv(step, values), spec),
                 log=out,
@@ -318,11 +336,6 @@ class BuildAttempt:
 def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:
     """Only where the host's ccache runs: not inside an emulated chroot."""
     return recipe.ccache and execution.name in ("cross", "native") and bool(shutil.which("ccache"))
-
-
-def _stage(out: BinaryIO, name: str) -> None:
-    out.write(f"\n== kbo stage {name} ==\n".encode())
-    out.flush()
 
 
 def _build_user(name: str) -> tuple[int | None, int | None]:

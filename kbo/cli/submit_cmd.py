@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import json
+import re
 import sys
 import time
 import uuid
@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # Celery is imported by the verbs that talk to a broker, not 
     from celery import Celery
 
 GLOB_CHARACTERS = set("*?[")
-PROGRESS_SECONDS = 30  # --wait prints a line at least this often while builds run
 
 
 def register(verbs: Any) -> None:
@@ -141,13 +140,13 @@ def follow(
     reply_seconds: float,
     services: LocalServices | None = None,
 ) -> dict[str, Any]:
-    """Poll the run until every job has ended; print each change as it happens. A local
-    coordinator or worker that dies ends the wait with an error; a remote coordinator
-    that stops answering (a restart) is waited for."""
+    """Poll the run until every job has ended, showing its progress (kbo.cli.progress).
+    A local coordinator or worker that dies ends the wait with an error; a remote
+    coordinator that stops answering (a restart) is waited for."""
     from kbo import messaging
+    from kbo.cli.progress import Progress
 
-    seen: dict[str, str] = {}
-    start = last_line = time.monotonic()
+    progress = Progress(out)
     while True:
         if services is not None:
             services.check()
@@ -158,31 +157,19 @@ def follow(
         except InfraError as e:
             if services is not None:
                 services.check()
-            print(f"[{time.monotonic() - start:7.1f}s] {e}; still waiting", file=out, flush=True)
+            progress.note(f"{e}; still waiting")
             continue
-        if time.monotonic() - last_line >= PROGRESS_SECONDS:
-            counts = collections.Counter(job["state"] for job in summary["jobs"])
-            print(
-                f"[{time.monotonic() - start:7.1f}s] "
-                + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
-                file=out,
-                flush=True,
-            )
-            last_line = time.monotonic()
-        for job in summary["jobs"]:
-            if seen.get(job["name"]) != job["state"]:
-                seen[job["name"]] = job["state"]
-                where = f" on {job['worker']}" if job.get("worker") else ""
-                last_line = time.monotonic()
-                print(
-                    f"[{time.monotonic() - start:7.1f}s] {job['name']}: {job['state']}{where}"
-                    + (f" ({job['executor']})" if job.get("executor") else ""),
-                    file=out,
-                    flush=True,
-                )
+        progress.update(summary["jobs"])
         if all(job["state"] in ("succeeded", "failed") for job in summary["jobs"]):
             return summary
         time.sleep(0.5)
+
+
+def brief(error: str, width: int = 100) -> str:
+    """A first error fit for a table: the sandbox's /build/src/ prefix dropped, so the
+    message after the file name shows, then cut at ``width``."""
+    text = re.sub(r"^/build/(src/)?", "", error.strip())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> str:
@@ -195,7 +182,7 @@ def jobs_table(jobs: list[dict[str, Any]]) -> str:
             str(j["attempts"]),
             j.get("executor") or "-",
             j.get("worker") or "-",
-            (j.get("first_error") or "")[:60],
+            brief(j.get("first_error") or ""),
         ]
         for j in jobs
     ]

@@ -150,6 +150,7 @@ class Attempt:
     first_error: str | None = None
     log_path: str | None = None
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    stage: str | None = None  # the last stage its worker reported
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Attempt:
@@ -167,6 +168,7 @@ class Attempt:
             first_error=row["first_error"],
             log_path=row["log_path"],
             artifacts=json.loads(row["artifacts"] or "[]"),
+            stage=row["stage"],
         )
 
 
@@ -191,6 +193,9 @@ class RunJob:
             "first_error": attempt.first_error if attempt else None,
             "log_path": attempt.log_path if attempt else None,
             "artifacts": attempt.artifacts if attempt else [],
+            "stage": attempt.stage if attempt else None,
+            "started_at": attempt.started_at if attempt else None,
+            "ended_at": attempt.ended_at if attempt else None,
         }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 2
+VERSION = 3
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -118,6 +118,10 @@ CREATE TABLE matrices (
     jobs TEXT NOT NULL,
     PRIMARY KEY (source, commit_sha)
 );
+""",
+    # Where a running build is, from its worker's heartbeats, for waiting clients.
+    2: """
+ALTER TABLE attempts ADD COLUMN stage TEXT;
 """,
 }
 

@@ -291,13 +291,16 @@ class State(StateReader):
             job = tx.db.execute("SELECT * FROM jobs WHERE id = ?", (row["job_id"],)).fetchone()
         return Verdict(True, job=Job.from_row(job), attempt_number=row["number"])
 
-    def renew_lease(self, attempt_id: int, token: str, lease: float) -> bool:
+    def renew_lease(
+        self, attempt_id: int, token: str, lease: float, stage: str | None = None
+    ) -> bool:
+        """Renew a running attempt's lease, and note the stage its worker says it is in."""
         with self.transaction() as tx:
             return bool(
                 tx.db.execute(
-                    "UPDATE attempts SET lease_expires = ? WHERE id = ? AND token = ?"
-                    " AND state = 'running'",
-                    (time.time() + lease, attempt_id, token),
+                    "UPDATE attempts SET lease_expires = ?, stage = COALESCE(?, stage)"
+                    " WHERE id = ? AND token = ? AND state = 'running'",
+                    (time.time() + lease, stage, attempt_id, token),
                 ).rowcount
             )
 
