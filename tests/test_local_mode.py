@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from tests.conftest import KBO
@@ -124,5 +125,25 @@ def test_waiting_on_a_terminal_shows_a_live_table_with_each_job_s_stage(tmp_path
         assert "\x1b[" in shown.stdout  # redrawn in place
         piped = cluster.kbo("submit", "--arch", "alpha", "--flavour", "alpha-smp", "--wait")
         assert "\x1b[" not in piped.stdout + piped.stderr
+    finally:
+        cluster.stop_all()
+
+
+def test_a_truncated_database_is_refused_at_once_not_after_a_minute(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        assert cluster.submit("--arch", "alpha", "--wait")["succeeded"] is True
+        database = tmp_path / "state" / "kbo.sqlite"
+        for leftover in ("kbo.sqlite-wal", "kbo.sqlite-shm"):
+            (tmp_path / "state" / leftover).unlink(missing_ok=True)
+        database.write_bytes(b"")
+        for verb in (("snapshot",), ("submit", "--arch", "alpha", "--wait"), ("status",)):
+            started = time.monotonic()
+            result = cluster.kbo(*verb)
+            assert result.returncode == 2, (verb, result.stderr)
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert f"{database}: refusing the state database: the file is empty" in result.stderr
+            assert time.monotonic() - started < 20, verb
+        assert database.read_bytes() == b""  # refused, never taken for a new database
     finally:
         cluster.stop_all()

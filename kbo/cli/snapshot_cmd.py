@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     parse_limits(config.max_staleness, config.source)
     if args.dry_run and config.embedded:
         return _dry_run_here(config, args)
+    if config.embedded:  # the local coordinator will write here: refuse a bad one now
+        from kbo.orchestrator.state import State
+
+        State(config.database).check_writable()
     lock = _snapshot_lock(config)
     if lock is None:
         return EXIT_OK
@@ -132,7 +136,13 @@ def _snapshot(
     from kbo import messaging
     from kbo.cli.submit_cmd import follow, jobs_table
 
-    reply = messaging.request(app, "kbo.snapshot", request, timeout=config.reply_seconds)
+    reply = messaging.request(
+        app,
+        "kbo.snapshot",
+        request,
+        timeout=config.reply_seconds,
+        alive=services.check if services else None,
+    )
     out = sys.stderr if args.json else sys.stdout
     print(_plan_text(reply, request), file=out, flush=True)
     run = reply["run"]

@@ -107,7 +107,13 @@ def _submit(
 ) -> int:
     from kbo import messaging
 
-    reply = messaging.request(app, "kbo.submit", request, timeout=config.reply_seconds)
+    reply = messaging.request(
+        app,
+        "kbo.submit",
+        request,
+        timeout=config.reply_seconds,
+        alive=services.check if services else None,
+    )
     out = sys.stderr if args.json else sys.stdout
     new = sum(1 for job in reply["jobs"] if job["enqueued"])
     print(
@@ -152,7 +158,11 @@ def follow(
             services.check()
         try:
             summary: dict[str, Any] = messaging.call(
-                app, "kbo.run_summary", run_id, timeout=reply_seconds
+                app,
+                "kbo.run_summary",
+                run_id,
+                timeout=reply_seconds,
+                alive=services.check if services else None,
             )
         except InfraError as e:
             if services is not None:

@@ -7,6 +7,7 @@ need an answer wait for the coordinator's reply through the result backend.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -30,9 +31,15 @@ def check_broker(app: Celery) -> None:
         raise InfraError(f"cannot reach the broker {url}: {e}") from None
 
 
-def request(app: Celery, task: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+def request(
+    app: Celery,
+    task: str,
+    body: dict[str, Any],
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Ask the coordinator to act on ``body``; its refusal becomes the error it names."""
-    reply: dict[str, Any] = call(app, task, body, timeout=timeout)
+    reply: dict[str, Any] = call(app, task, body, timeout=timeout, alive=alive)
     if "error" in reply:
         error = KboError(reply["error"])
         error.exit_status = reply.get("exit_status", error.exit_status)
@@ -48,17 +55,27 @@ def send(app: Celery, task: str, *args: Any, retry: bool = True) -> str:
     return str(result.id)
 
 
-def call(app: Celery, task: str, *args: Any, timeout: float | None = None) -> Any:
-    """Ask the coordinator and wait for its answer; ``timeout=None`` waits for ever."""
+def call(
+    app: Celery,
+    task: str,
+    *args: Any,
+    timeout: float | None = None,
+    alive: Callable[[], None] | None = None,
+) -> Any:
+    """Ask the coordinator and wait for its answer; ``timeout=None`` waits for ever.
+    ``alive`` is called every second while waiting, and raises if whoever should answer
+    has died (embedded mode's local coordinator), so the wait ends at once."""
     result = app.send_task(
         task, args=args, queue=COORDINATOR_QUEUE, retry=True, retry_policy=RETRY_POLICY
     )
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         remaining = 30.0 if deadline is None else max(0.1, deadline - time.monotonic())
+        if alive is not None:
+            alive()
         try:
             answer = result.get(
-                timeout=min(30.0, remaining),
+                timeout=min(1.0 if alive else 30.0, remaining),
                 disable_sync_subtasks=False,
                 propagate=True,
                 interval=0.05,
