@@ -37,6 +37,8 @@ log = logging.getLogger("kbo.worker")
 
 # Filled by `kbo worker` before the pool forks: the executors this host has per arch.
 EXECUTORS_BY_ARCH: dict[str, tuple[str, ...]] = {}
+# A stage change is reported after this long, unless the build has moved on or ended.
+STAGE_SETTLE_SECONDS = 1.0
 # The compressed log travels to the coordinator with the report, up to this size.
 MAX_SHIPPED_LOG = 16 << 20
 
@@ -108,10 +110,12 @@ class BuildAttempt:
     def _heartbeat(self, stop: threading.Event, interval: float) -> None:
         """Renew the lease every ``interval``, and at once when the stage changes, so a
         waiting client sees where the build is."""
-        while True:
-            self._wake.wait(interval)
+        while not stop.is_set():
+            woken = self._wake.wait(interval)
             self._wake.clear()
-            if stop.is_set():
+            # A stage began: let quick ones pass unreported (a short job sends no beat at
+            # all), then say where the build is.
+            if (woken and stop.wait(STAGE_SETTLE_SECONDS)) or stop.is_set():
                 return
             try:
                 messaging.send(
