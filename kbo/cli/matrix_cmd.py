@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from kbo.cli.common import name_list, text
 from kbo.cli.table import format_table
 from kbo.errors import EXIT_OK
 from kbo.packaging.matrix import Selection, select, split_globs
@@ -16,6 +17,7 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{kind}",
             action="append",
+            type=name_list,
             metavar="GLOB",
             help=f"only these {kind}s (globs; repeat or separate with commas)",
         )
@@ -38,10 +40,12 @@ def register(verbs: Any) -> None:
     parser.add_argument(
         "source",
         metavar="SOURCE",
+        type=text,
         help="a debian/ directory or a directory holding one (a git checkout or not), or a .dsc",
     )
     parser.add_argument(
         "--rev",
+        type=text,
         help="read this git revision of SOURCE's repository, not the working tree "
         "(needed for a bare repository)",
     )
