@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from kbo.errors import UserError
+from kbo.text import escaped, is_utf8
 
 SEARCH_PATH = (Path("~/.config/kbo/kbo.toml"), Path("/etc/kbo/kbo.toml"))
 NAME = "[a-z0-9][a-z0-9.+-]*"  # Debian arch, featureset and flavour names; recipe names
@@ -195,6 +196,9 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
     """Read the first config file found, apply ``KBO_*`` overrides, validate it all."""
     env = os.environ if environ is None else environ
     chosen = path if path is not None else env.get("KBO_CONFIG")
+    if chosen is not None and not is_utf8(chosen):
+        where = "--config" if path is not None else "KBO_CONFIG"
+        raise UserError(f"not UTF-8: {escaped(chosen)}", where)
     if chosen is not None and not chosen.strip():
         raise UserError(
             "the config file name is empty", "--config" if path is not None else "KBO_CONFIG"
@@ -217,11 +221,12 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
     for name in known:
         variable = f"KBO_{name.upper()}"
         if variable in env:
+            if not is_utf8(env[variable]):
+                raise UserError(f"not UTF-8: {escaped(env[variable])}", variable)
             values[name] = env[variable]
             origins[name] = variable
-    for name, value in values.items():  # "alpha, hppa" from the environment is a list
-        if isinstance(value, str) and isinstance(_bare(known[name].type), _LIST):
-            values[name] = [v for v in re.split(r"[,\s]+", value) if v]
+            if isinstance(_bare(known[name].type), _LIST):  # "alpha, hppa" is a list
+                values[name] = [v for v in re.split(r"[,\s]+", env[variable]) if v]
     try:
         config = msgspec.convert(
             values | {"source": source, "origins": origins}, Config, strict=False
@@ -230,11 +235,13 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
         failed = _failed_setting(str(e))
         if failed is None:
             raise UserError(f"invalid configuration: {e}", source) from None
-        value = "the value given" if failed in SECRETS else repr(values.get(failed))
+        origin = origins.get(failed, source)
+        given = env[origin] if origin in env else values.get(failed)  # as typed, not split
+        value = "the value given" if failed in SECRETS else repr(given)
         raise UserError(
-            f"{failed} must be {describe(known[failed].type)}, not {value}",
-            origins.get(failed, source),
+            f"{failed} must be {describe(known[failed].type)}, not {value}", origin
         ) from None
+    _check_text(config)
     _check_urls(config)
     return config
 
@@ -247,6 +254,16 @@ def _failed_setting(message: str) -> str | None:
     return match[1] if match else None
 
 
+def _check_text(config: Config) -> None:
+    """What the schema cannot say: no NUL in any string (no file name or command holds one)."""
+    for field in settings():
+        value = getattr(config, field.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str) and "\0" in item:
+                where = config.origins.get(field.name, config.source)
+                raise UserError(f"{field.name} must not hold a NUL character", where)
+
+
 def _check_urls(config: Config) -> None:
     """What a pattern cannot say: the broker's scheme and port."""
     if not config.broker_url:
@@ -254,11 +271,20 @@ def _check_urls(config: Config) -> None:
     where = config.origins.get("broker_url", config.source)
     try:
         url = urlsplit(config.broker_url)
-        url.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError as e:
+        raise UserError(f"broker_url is not a URL: {e}", where) from None
+    try:
+        port = url.port  # raises for a port that is not a number, or out of range
     except ValueError:
-        raise UserError("broker_url has a port that is not a number", where) from None
+        port = 0
+    if port == 0:
+        raise UserError("broker_url has a port that is not a number from 1 to 65535", where)
     if url.scheme not in ("redis", "rediss"):
-        given = f"{url.scheme}://" if url.scheme else repr(masked_url(config.broker_url))
+        given = (
+            f"{url.scheme}://"
+            if url.scheme and "://" in config.broker_url
+            else repr(masked_url(config.broker_url))
+        )
         raise UserError(
             "broker_url must start with redis:// or rediss:// (or be empty for embedded "
             f"mode), not {given}",

@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_NOT_OK = 1
 EXIT_BAD_INPUT = 2
 EXIT_SERVICE = 3
+EXIT_INTERNAL = 70  # a bug in kbo: one line, the traceback kept in a file
 
 
 class KboError(Exception):

@@ -25,7 +25,8 @@ from kbo.cli import (
 )
 from kbo.cli.global_options import add_global_options
 from kbo.cli.global_options import apply as apply_global_options
-from kbo.errors import EXIT_BAD_INPUT, KboError
+from kbo.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, KboError, UserError
+from kbo.text import escaped, is_utf8, one_line
 
 EPILOG = """\
 exit status:
@@ -34,8 +35,8 @@ exit status:
   2  bad input: a malformed file or config, an unknown name, a missing path,
      an unwritable state directory
   3  a service or tool could not be reached or failed (broker, database, git, dpkg)
-
-Set KBO_DEBUG=1 to see a traceback for an unexpected error."""
+  70 an internal error (a bug in kbo): one line naming the file that holds the
+     traceback; KBO_DEBUG=1 prints the traceback instead"""
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,10 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _refuse_undecodable(args)
         apply_global_options(args)
         status: int = args.run(args)
     except KboError as e:
-        print(f"kbo: {e}", file=sys.stderr)
+        print(f"kbo: {one_line(str(e))}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
         print("kbo: interrupted", file=sys.stderr)
@@ -96,12 +98,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: one line, unless asked for more
         if os.environ.get("KBO_DEBUG"):
             raise
-        print(
-            f"kbo: internal error: {type(e).__name__}: {e} (KBO_DEBUG=1 shows more)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT if isinstance(e, (ValueError, UnicodeError)) else 70
+        what = f"{type(e).__name__}: {one_line(str(e))}"
+        print(f"kbo: internal error: {what} ({_keep_traceback()})", file=sys.stderr)
+        return EXIT_INTERNAL
     return status
+
+
+def _refuse_undecodable(args: argparse.Namespace) -> None:
+    """The argument types refuse bytes that are not UTF-8; this catches any argument
+    without one, before a verb passes it on (a database, a message, a log)."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not is_utf8(item):
+                raise UserError(f"{name.replace('_', '-')}: not UTF-8: {escaped(item)}")
+
+
+def _keep_traceback() -> str:
+    """Write the traceback being handled to a file; say where, or how to see it."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, log = tempfile.mkstemp(prefix="kbo-internal-error-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write(f"kbo {' '.join(sys.argv[1:])}\n")
+            traceback.print_exc(file=out)
+    except OSError:
+        return "KBO_DEBUG=1 shows the traceback"
+    return f"traceback in {log}; KBO_DEBUG=1 shows it here"
 
 
 if __name__ == "__main__":

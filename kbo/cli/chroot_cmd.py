@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from kbo.cli.common import add_config_argument
+from kbo.cli.common import add_config_argument, text
 from kbo.config import load_config
 from kbo.errors import EXIT_OK
 
@@ -18,7 +18,7 @@ def register(verbs: Any) -> None:
         description="Run mmdebstrap for ARCH with the mirror, suite and keyring from arches/.",
     )
     add_config_argument(parser)
-    parser.add_argument("arch", metavar="ARCH")
+    parser.add_argument("arch", metavar="ARCH", type=text)
     parser.add_argument("--rebuild", action="store_true", help="make it anew")
     parser.set_defaults(run=run)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from kbo.cli.common import text
 from kbo.errors import UserError
 
 HELP_TITLE = "options for every verb (also accepted after the verb)"
@@ -18,6 +19,7 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--config",
         dest="global_config",
+        type=text,
         metavar="FILE",
         help="config file (default: $KBO_CONFIG, ~/.config/kbo/kbo.toml, /etc/kbo/kbo.toml); "
         "verbs that read no config ignore it",

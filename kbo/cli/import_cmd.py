@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from kbo.cli.common import add_config_argument
+from kbo.cli.common import add_config_argument, path, text
 from kbo.config import load_config
 from kbo.errors import EXIT_OK
 
@@ -20,9 +19,11 @@ def register(verbs: Any) -> None:
         "changelog's newest entry.",
     )
     add_config_argument(parser)
-    parser.add_argument("dsc", metavar="DSC", type=Path)
-    parser.add_argument("dest", metavar="DEST", type=Path)
-    parser.add_argument("--branch", default="main", help="branch to create (default: main)")
+    parser.add_argument("dsc", metavar="DSC", type=path)
+    parser.add_argument("dest", metavar="DEST", type=path)
+    parser.add_argument(
+        "--branch", type=text, default="main", help="branch to create (default: main)"
+    )
     parser.set_defaults(run=run)
 
 

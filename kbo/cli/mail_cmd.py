@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from kbo.cli.common import add_config_argument
+from kbo.cli.common import add_config_argument, text
 from kbo.cli.table import format_table
 from kbo.config import load_config
 from kbo.errors import EXIT_OK, UserError
@@ -30,7 +30,9 @@ def register(verbs: Any) -> None:
         "behind and age; sends nothing when all are OK.",
     )
     add_config_argument(digest)
-    digest.add_argument("--recipe", help="judge builds of this recipe (default: from config)")
+    digest.add_argument(
+        "--recipe", type=text, help="judge builds of this recipe (default: from config)"
+    )
     digest.set_defaults(run=run_digest)
 
 

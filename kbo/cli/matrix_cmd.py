@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from kbo.cli.common import add_config_argument
+from kbo.cli.common import add_config_argument, name_list, text
 from kbo.cli.table import format_table
 from kbo.config import load_config
 from kbo.errors import EXIT_OK
@@ -18,6 +18,7 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             f"--{kind}",
             action="append",
+            type=name_list,
             metavar="GLOB",
             help=f"only these {kind}s (globs; repeat or separate with commas)",
         )
@@ -40,10 +41,12 @@ def register(verbs: Any) -> None:
     parser.add_argument(
         "source",
         metavar="SOURCE",
+        type=text,
         help="a debian/ directory or a directory holding one (a git checkout or not), or a .dsc",
     )
     parser.add_argument(
         "--rev",
+        type=text,
         help="read this git revision of SOURCE's repository, not the working tree "
         "(needed for a bare repository)",
     )

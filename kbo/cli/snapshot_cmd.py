@@ -9,7 +9,7 @@ import sys
 import uuid
 from typing import Any
 
-from kbo.cli.common import add_config_argument, submitter
+from kbo.cli.common import add_config_argument, submitter, text, whole_number
 from kbo.cli.local import LocalServices, lock_holder, try_lock
 from kbo.cli.table import format_age, format_table
 from kbo.config import Config, load_config
@@ -26,10 +26,10 @@ def register(verbs: Any) -> None:
         "the command builds the jobs itself and waits for them.",
     )
     add_config_argument(parser)
-    parser.add_argument("--recipe", help="how to build (default: from config)")
+    parser.add_argument("--recipe", type=text, help="how to build (default: from config)")
     parser.add_argument(
         "--max-jobs",
-        type=int,
+        type=whole_number(1),
         metavar="N",
         help="keep at most N jobs of the recipe queued or running (default: snapshot_max_jobs)",
     )
@@ -60,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if not config.repository:
         raise UserError("no repository configured (set repository in kbo.toml or KBO_REPOSITORY)")
-    if args.max_jobs is not None and args.max_jobs < 1:
-        raise UserError(f"--max-jobs must be at least 1, not {args.max_jobs}")
     parse_limits(config.max_staleness, config.source)
     if args.dry_run and config.embedded:
         return _dry_run_here(config, args)

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kbo.cli.common import add_config_argument
+from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
 from kbo.config import Config, load_config
-from kbo.errors import EXIT_NOT_OK, EXIT_OK
+from kbo.errors import EXIT_NOT_OK, EXIT_OK, UserError
 from kbo.orchestrator.staleness import Standing
 
 
@@ -23,10 +23,12 @@ def register(verbs: Any) -> None:
         "commit with a complete successful build, and how far HEAD is ahead of it.",
     )
     add_config_argument(parser)
-    parser.add_argument("--recipe", help="judge builds of this recipe (default: from config)")
+    parser.add_argument(
+        "--recipe", type=text, help="judge builds of this recipe (default: from config)"
+    )
     parser.add_argument("--flavours", action="store_true", help="one row per flavour")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--html", metavar="FILE", help="also write a static status page")
+    parser.add_argument("--html", type=path, metavar="FILE", help="also write a static status page")
     parser.set_defaults(run=run)
 
 
@@ -47,11 +49,16 @@ def run(args: argparse.Namespace) -> int:
     from kbo.orchestrator.status_page import write_page
 
     config = load_config(args.config)
+    if args.html:
+        check_page_path(args.html)
     recipe = args.recipe or config.default_recipe
     head, arches = standings(config, recipe)
     now = time.time()
     if args.html:
-        write_page(Path(args.html), config, recipe, head, arches, now)
+        try:
+            write_page(args.html, config, recipe, head, arches, now)
+        except OSError as e:
+            raise UserError(f"cannot write the page: {e.strerror}", str(args.html)) from None
     if args.json:
         print(
             json.dumps(
@@ -76,6 +83,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"  first error: {arch.first_error or '(none found)'}")
             print(f"  log: {arch.log or '(not kept)'}")
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
+
+
+def check_page_path(page: Path) -> None:
+    """--html names a file, in a directory that exists or can be made: refused before any
+    work otherwise."""
+    where = str(page)
+    if page.is_dir():
+        raise UserError("is a directory: give the page's file name", where)
+    existing = next(p for p in page.parents if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{existing} is not a directory", where)
 
 
 def _row(s: Standing, now: float) -> list[str]:

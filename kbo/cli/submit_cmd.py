@@ -11,7 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from kbo import arches
-from kbo.cli.common import add_config_argument, submitter
+from kbo.cli.common import add_config_argument, submitter, text
 from kbo.cli.local import LocalServices
 from kbo.cli.matrix_cmd import add_selection_arguments, selection_from
 from kbo.cli.table import format_table
@@ -38,13 +38,16 @@ def register(verbs: Any) -> None:
         "source",
         metavar="SOURCE",
         nargs="?",
+        type=text,
         help="packaging git repository, as a path or URL the coordinator can reach "
         "(default: the configured repository)",
     )
-    parser.add_argument("--rev", help="branch or commit (default: the configured branch)")
-    parser.add_argument("--recipe", help="how to build (default: from config)")
+    parser.add_argument(
+        "--rev", type=text, help="branch or commit (default: the configured branch)"
+    )
+    parser.add_argument("--recipe", type=text, help="how to build (default: from config)")
     add_selection_arguments(parser)
-    parser.add_argument("--reason", default="manual", help="why (cron runs say so)")
+    parser.add_argument("--reason", type=text, default="manual", help="why (cron runs say so)")
     parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
     parser.add_argument("--json", action="store_true", help="print the run as JSON")
     parser.set_defaults(run=run)
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "submitter": submitter(),
     }
     if config.embedded:
+        _check_local_source(request["source"] or config.repository, config)
         state = State(config.database)  # the local coordinator will write here
         state.check_writable()
         state.close()
@@ -96,6 +100,14 @@ def _source(source: str | None) -> str | None:
     if source is None or is_url(source):
         return source
     return source_id(source)
+
+
+def _check_local_source(source: str, config: Config) -> None:
+    """Embedded mode: a path the local coordinator cannot read is refused before it starts."""
+    from kbo.packaging.repository import is_url, local_repository
+
+    if source and not is_url(source):
+        local_repository(source, config)
 
 
 def _submit(

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from kbo import arches
-from kbo.cli.common import add_config_argument, setup_logging
+from kbo.cli.common import add_config_argument, name_list, setup_logging, text, whole_number
 from kbo.config import load_config
 from kbo.errors import EXIT_OK, UserError
 from kbo.packaging import dpkg_arch
@@ -26,10 +26,14 @@ def register(verbs: Any) -> None:
     )
     add_config_argument(parser)
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--arch", action="append", metavar="A,B", help="arches to serve")
+    which.add_argument(
+        "--arch", action="append", type=name_list, metavar="A,B", help="arches to serve"
+    )
     which.add_argument("--auto", action="store_true", help="every arch this host can build")
-    parser.add_argument("--name", help="worker name (default kbo-<arches>@<host>)")
-    parser.add_argument("--slots", type=int, help="concurrent builds (default: build_slots)")
+    parser.add_argument("--name", type=text, help="worker name (default kbo-<arches>@<host>)")
+    parser.add_argument(
+        "--slots", type=whole_number(1, 64), help="concurrent builds (default: build_slots)"
+    )
     parser.add_argument(
         "--executor",
         action="append",

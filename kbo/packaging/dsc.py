@@ -54,6 +54,7 @@ def read_dsc(path: Path) -> DscInfo:
         raw = path.read_bytes()
     except OSError as e:
         raise UserError(e.strerror or "cannot read", where) from None
+    _check_text(raw, where)
     if b"-----BEGIN PGP SIGNED MESSAGE-----" in raw and b"-----END PGP SIGNATURE-----" not in raw:
         raise UserError("truncated: the PGP signature does not end", where)
     dsc = Dsc(raw)
@@ -72,6 +73,18 @@ def read_dsc(path: Path) -> DscInfo:
     sha256 = {e["name"]: e["sha256"] for e in dsc.get("Checksums-Sha256", [])}
     files = tuple(DscFile(name, size, sha256.get(name)) for name, size in sizes.items())
     return DscInfo(path, dsc["Source"], dsc["Version"], files)
+
+
+def _check_text(raw: bytes, where: str) -> None:
+    """A .dsc is UTF-8 text (Debian policy 5.1); anything else is refused here, in words."""
+    if b"\0" in raw:
+        raise UserError("not a text file: it holds NUL bytes (is it a .dsc?)", where)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"not a text file: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})", where
+        ) from None
 
 
 def sha256_of(path: Path) -> str:
@@ -99,14 +112,16 @@ def unpack_debian(
 ) -> Path:
     """Extract the regular files whose path (below ``debian/``) ``want`` accepts.
 
-    Member names are checked one by one: no absolute paths, no ``..``, no devices, and
-    no links unless ``links``; then only symlinks that stay inside ``debian/`` (the
-    kernel's ``debian/bin/debian_linux`` is one). Returns ``dest/debian``.
+    Every member's name is checked: an absolute path or a ``..`` anywhere in the archive
+    refuses the whole tarball, naming the member. Devices are skipped, and so are links
+    unless ``links``; then only symlinks that stay inside ``debian/`` (the kernel's
+    ``debian/bin/debian_linux`` is one). Returns ``dest/debian``.
     """
     root = dest / "debian"
     try:
         with tarfile.open(tarball) as tar:
             for member in tar:
+                _check_member(member.name, tarball)
                 name = member.name.removeprefix("./")
                 if not name.startswith("debian/") or not (
                     member.isfile() or (links and member.issym())
@@ -114,7 +129,7 @@ def unpack_debian(
                     continue
                 relative = name.removeprefix("debian/")
                 parts = relative.split("/")
-                if relative.startswith("/") or ".." in parts or not want(relative):
+                if not want(relative):
                     continue
                 target = root.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +144,13 @@ def unpack_debian(
     except (tarfile.TarError, EOFError, OSError) as e:
         raise UserError(f"cannot unpack: {e}", str(tarball)) from None
     return root
+
+
+def _check_member(name: str, tarball: Path) -> None:
+    if name.startswith("/"):
+        raise UserError(f"refusing member {name!r}: an absolute path", str(tarball))
+    if ".." in name.split("/"):
+        raise UserError(f"refusing member {name!r}: '..' leaves the package", str(tarball))
 
 
 def _symlink_inside(relative: str, link: str, target: Path, tarball: Path) -> None:

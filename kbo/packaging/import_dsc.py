@@ -24,6 +24,7 @@ from kbo.packaging.dsc import DscInfo, read_dsc, unpack_debian
 
 def import_dsc(dsc_path: Path, dest: Path, branch: str, config: Config) -> str:
     """Make ``dest`` a git repository holding the package's ``debian/``; return the commit."""
+    check_branch_name(branch)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError("exists and is not empty", str(dest))
     info = read_dsc(dsc_path)
@@ -41,6 +42,22 @@ def import_dsc(dsc_path: Path, dest: Path, branch: str, config: Config) -> str:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return commit
+
+
+def check_branch_name(branch: str) -> None:
+    """A name git takes for a new branch, or a UserError (git's own rules, asked of git)."""
+    try:
+        result = subprocess.run(
+            ["git", "check-ref-format", "--branch", branch],
+            capture_output=True,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+            cwd="/",  # outside any repository: "@{-1}" is not expanded
+            check=False,
+        )
+    except FileNotFoundError:
+        raise InfraError("git is not installed") from None
+    if result.returncode != 0 or branch.startswith("-"):
+        raise UserError(f"--branch {branch!r} is not a valid git branch name")
 
 
 def _commit(info: DscInfo, tarball: Path, work: Path, branch: str) -> str:

@@ -89,7 +89,8 @@ def split_globs(values: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def select(matrix: Matrix, selection: Selection) -> list[BuildJob]:
-    """Filter jobs by the selection; a pattern that matches nothing is a user error."""
+    """Filter jobs by the selection; a pattern that matches nothing is a user error that
+    lists the names there are."""
     for kind, patterns, names in (
         ("arch", selection.arches, {j.arch for j in matrix.jobs}),
         ("featureset", selection.featuresets, {j.featureset for j in matrix.jobs}),
@@ -97,7 +98,10 @@ def select(matrix: Matrix, selection: Selection) -> list[BuildJob]:
     ):
         for pattern in patterns:
             if not fnmatch.filter(names, pattern):
-                raise UserError(f"--{kind} {pattern!r} matches no {kind} in the matrix")
+                raise UserError(
+                    f"--{kind} {pattern!r} matches no {kind} in the matrix "
+                    f"(it has: {', '.join(sorted(names)) or 'none'})"
+                )
     return [
         job
         for job in matrix.jobs
