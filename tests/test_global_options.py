@@ -92,3 +92,13 @@ def test_bad_arguments_are_one_line_and_exit_2(
     assert (result.returncode, result.stdout) == (2, "")
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith(message), result.stderr
+
+
+def test_verbose_goes_before_or_after_the_verb(tmp_path: Path) -> None:
+    config = tmp_path / "kbo.toml"
+    config.write_text("build_slots = 2\n")
+    for argv in (("-v", "config", "--check"), ("config", "--check", "-v")):
+        result = subprocess.run(
+            [str(KBO), *argv, "--config", str(config)], capture_output=True, text=True
+        )
+        assert (result.returncode, result.stdout) == (0, f"{config}: OK\n"), argv

@@ -23,7 +23,7 @@ from kbo.cli import (
     submit_cmd,
     worker_cmd,
 )
-from kbo.cli.global_options import add_global_options
+from kbo.cli.global_options import add_global_options, add_verbose, verbose
 from kbo.cli.global_options import apply as apply_global_options
 from kbo.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, KboError, UserError
 from kbo.text import escaped, is_utf8, one_line
@@ -71,6 +71,8 @@ def build_parser() -> Parser:
     )
     for command in commands:
         command.register(verbs)
+    for verb in verbs.choices.values():
+        add_verbose(verb)
     return parser
 
 
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # the last line of defence: one line, unless asked for more
-        if os.environ.get("KBO_DEBUG"):
+        if os.environ.get("KBO_DEBUG") or verbose(args):
             raise
         what = f"{type(e).__name__}: {one_line(str(e))}"
         print(f"kbo: internal error: {what} ({_keep_traceback()})", file=sys.stderr)

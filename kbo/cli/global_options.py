@@ -25,12 +25,28 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         "verbs that read no config ignore it",
     )
     group.add_argument(
+        "-v",
+        "--verbose",
+        dest="global_verbose",
+        action="store_true",
+        help="on an internal error, print its traceback (as KBO_DEBUG=1 does)",
+    )
+    group.add_argument(
         "--json",
         dest="global_json",
         action="store_true",
         help="print JSON, for the verbs that can: matrix, arches, recipes, submit, snapshot, "
         "status, outbox",
     )
+
+
+def add_verbose(verb: argparse.ArgumentParser) -> None:
+    """``-v`` after a verb too: every verb takes it, under its own name."""
+    verb.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+
+
+def verbose(args: argparse.Namespace) -> bool:
+    return bool(args.global_verbose or getattr(args, "verbose", False))
 
 
 def apply(args: argparse.Namespace) -> None:

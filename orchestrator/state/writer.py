@@ -8,6 +8,7 @@ flavour).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -95,8 +96,8 @@ def _create(path: Path) -> None:
     process ever sees the empty file SQLite starts from (it would refuse it as truncated).
     When two processes create it at once, the first link wins and both use that one."""
     spare = path.with_name(f".{path.name}.{os.getpid()}.new")
-    spare.unlink(missing_ok=True)
     try:
+        spare.unlink(missing_ok=True)
         db = _connect(str(spare), path)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -109,7 +110,8 @@ def _create(path: Path) -> None:
     except OSError as e:
         raise UserError(f"cannot create the state database: {e}", str(path)) from None
     finally:
-        spare.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            spare.unlink(missing_ok=True)
 
 
 def _alert_key(job: Job) -> tuple[str, str, str, str, str]:
