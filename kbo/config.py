@@ -19,12 +19,12 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
 from kbo.errors import UserError
-from kbo.text import escaped, is_utf8
+from kbo.text import escaped, is_utf8, mask_passwords, read_small_file
 
 SEARCH_PATH = (Path("~/.config/kbo/kbo.toml"), Path("/etc/kbo/kbo.toml"))
 NAME = "[a-z0-9][a-z0-9.+-]*"  # Debian arch, featureset and flavour names; recipe names
@@ -207,7 +207,7 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
     source = "defaults"
     candidates = [Path(chosen)] if chosen else [p.expanduser() for p in SEARCH_PATH]
     for candidate in candidates:
-        if candidate.is_file() or chosen:
+        if chosen or candidate.is_file() or _exists_as_other(candidate):
             values = _read_file(candidate)
             source = str(candidate)
             break
@@ -264,66 +264,80 @@ def _check_text(config: Config) -> None:
                 raise UserError(f"{field.name} must not hold a NUL character", where)
 
 
+# Query parameters kombu's Redis transport takes, with the values it accepts (None: any).
+_BROKER_QUERY = {"ssl_cert_reqs": {"none", "optional", "required", "CERT_NONE",
+                                   "CERT_OPTIONAL", "CERT_REQUIRED"},
+                 "ssl_ca_certs": None, "ssl_certfile": None, "ssl_keyfile": None}  # fmt: skip
+
+
 def _check_urls(config: Config) -> None:
-    """What a pattern cannot say: the broker's scheme and port."""
-    if not config.broker_url:
+    """What a pattern cannot say: the broker URL's scheme, host, port, database and query,
+    each of which would otherwise fail deep inside the Redis client."""
+    value = config.broker_url
+    if not value:
         return
     where = config.origins.get("broker_url", config.source)
+
+    def refuse(why: str) -> UserError:
+        return UserError(
+            f"broker_url {why} (redis://HOST[:PORT][/DB], a password before HOST)", where
+        )
+
+    if not re.fullmatch(r"rediss?://\S+", value):
+        raise refuse("must start with redis:// or rediss:// and hold no spaces")
     try:
-        url = urlsplit(config.broker_url)
-    except ValueError as e:
-        raise UserError(f"broker_url is not a URL: {e}", where) from None
-    try:
-        port = url.port  # raises for a port that is not a number, or out of range
+        url = urlsplit(value)
+        port = url.port
     except ValueError:
-        port = 0
+        raise refuse("has a port that is not a number from 1 to 65535") from None
+    if not url.hostname:
+        raise refuse("names no host")
     if port == 0:
-        raise UserError("broker_url has a port that is not a number from 1 to 65535", where)
-    if url.scheme not in ("redis", "rediss"):
-        given = (
-            f"{url.scheme}://"
-            if url.scheme and "://" in config.broker_url
-            else repr(masked_url(config.broker_url))
-        )
-        raise UserError(
-            "broker_url must start with redis:// or rediss:// (or be empty for embedded "
-            f"mode), not {given}",
-            where,
-        )
+        raise refuse("has a port that is not a number from 1 to 65535")
+    if not re.fullmatch(r"/?\d*", url.path):
+        raise refuse("has a database that is not a number")
+    for key, given in parse_qsl(url.query, keep_blank_values=True):
+        allowed = _BROKER_QUERY.get(key, set())
+        if allowed is not None and given not in allowed:
+            raise refuse(f"has an unknown or bad option {key}={given}")
 
 
 def masked_url(value: str) -> str:
     """A URL fit to print: its password replaced by ``**``."""
-    try:
-        url = urlsplit(value)
-    except ValueError:
-        return value
-    if url.password is None:
-        return value
-    netloc = url.netloc.replace(f":{url.password}@", ":**@", 1)
-    return url._replace(netloc=netloc).geturl()
+    return mask_passwords(value)
 
 
 def shown(name: str, value: object) -> object:
     """A setting's value as ``kbo config --show`` prints it: secrets masked."""
     if name in SECRETS:
         return "**" if value else ""
-    if isinstance(value, str) and "://" in value:
-        return masked_url(value)
+    if isinstance(value, str):
+        return mask_passwords(value)
+    if isinstance(value, tuple):
+        return tuple(mask_passwords(v) for v in value)
     return value
+
+
+def _exists_as_other(path: Path) -> bool:
+    """A default config path that is there but not a plain file (a directory, a link
+    loop) is refused when read, rather than silently skipped."""
+    try:
+        return os.path.lexists(path)
+    except OSError:
+        return True
 
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_small_file(path))
     except FileNotFoundError:
         raise UserError("config file not found", str(path)) from None
     except IsADirectoryError:
         raise UserError("is a directory, not a config file", str(path)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read config: {e}", str(path)) from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"malformed config: {e}", str(path)) from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read config: {e}", str(path)) from None
 
 
 def reference() -> str:

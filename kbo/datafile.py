@@ -19,6 +19,7 @@ import msgspec
 
 from kbo.config import describe as describe_setting
 from kbo.errors import UserError
+from kbo.text import read_small_file
 
 T = TypeVar("T")
 _ERROR = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
@@ -28,13 +29,13 @@ _SEGMENT = re.compile(r"\.(\w+)|\[(\d+)\]")
 def read(path: Path, where: str) -> dict[str, Any]:
     """The file's TOML table; an unreadable or malformed file is a user error at ``where``."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_small_file(path))
     except FileNotFoundError:
         raise UserError("no such file", where) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read: {e}", where) from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"malformed TOML: {e}", where) from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read: {e}", where) from None
 
 
 def convert(data: dict[str, Any], schema: type[T], where: str, **given: Any) -> T:

@@ -7,7 +7,11 @@ These helpers find it at the door and show it readably.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
+from pathlib import Path
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
@@ -26,3 +30,40 @@ def escaped(value: str) -> str:
 def one_line(text: str) -> str:
     """A message fit for one line of stderr: line breaks become spaces."""
     return _LINE_BREAKS.sub(" ", text.strip())
+
+
+# A password in a URL, to the last "@" of its word (passwords may hold "/", "#", ":").
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s]*@")
+# The same in a malformed URL ("redis//:secret@host", "redis:/:secret@host").
+_LOOSE_PASSWORD = re.compile(r"(:)[^\s:@/]+@")
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with every password inside a URL replaced by ``**``: for anything kbo
+    prints, whatever the URL's shape."""
+    return _LOOSE_PASSWORD.sub(r"\1**@", _URL_PASSWORD.sub(r"\1**@", text))
+
+
+def read_small_file(path: Path, limit: int = 1 << 20) -> str:
+    """A small UTF-8 file a user named (a config, a recipe): only a regular file, at most
+    ``limit`` bytes. A FIFO, a device or /dev/zero would otherwise block or fill memory.
+    Raises OSError (the file cannot be read), ValueError (not regular, too big, not text).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO does not block the open
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.stat(os.devnull).st_rdev:
+            return ""  # --config /dev/null: no settings, on purpose
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    return data.decode("utf-8")  # UnicodeDecodeError is a ValueError

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import html
+import os
+import stat
+import tempfile
 import time
 from pathlib import Path
 
 from kbo.config import Config
+from kbo.errors import UserError
 from kbo.orchestrator.staleness import Standing
 
 COLOURS = {
@@ -74,7 +78,19 @@ def write_page(
 
 
 def write(path: Path, page: str) -> None:
+    """Replace the page whole (a new file renamed over it), and only a page: a device, a
+    FIFO or a link at ``path`` is refused, never replaced or followed."""
+    if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.lstat().st_mode)):
+        raise UserError(
+            "not a regular file: refusing to replace it with the status page", str(path)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(page)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

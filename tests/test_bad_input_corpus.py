@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import signal
 import subprocess
 import tarfile
@@ -323,8 +324,38 @@ CASES = [
             ("url", "broker_url", "port-word", '"redis://h:port/0"', "port that is not a number"),
             ("url", "broker_url", "port-big", '"redis://h:99999/0"', "port that is not a number"),
             ("url", "broker_url", "no-scheme", '"buildd-master:6379"', "must start with redis"),
+            ("url", "broker_url", "space", '" redis://:hunter2@h:6379/0"', "hold no spaces"),
+            ("url", "broker_url", "slashes", '"redis//:hunter2@h:6379/0"', "must start with"),
+            ("url", "broker_url", "db-word", '"redis://:hunter2@h:6379/x"', "database that is"),
+            ("url", "broker_url", "query", '"redis://:hunter2@h/0?foo=bar"', "option foo=bar"),
+            ("url", "broker_url", "no-host", '"redis://:hunter2@:6379/0"', "names no host"),
+            ("url", "repository", "list", '["https://u:hunter2@h/x"]', "repository must be"),
+            ("url", "mirror", "ftp-pw", '"ftp://u:hunter2@h/x"', "mirror must be a string"),
         )
     ),
+    c(
+        "snapshot-repository-url-unreachable-keeps-its-password",
+        "snapshot",
+        "--dry-run",
+        says="cannot fetch",
+        status=3,
+        env={"KBO_REPOSITORY": "https://kbo:hunter2@127.0.0.1:{free_port}/linux.git"},
+    ),
+    c(
+        "submit-source-url-unreachable-keeps-its-password",
+        "submit",
+        "https://kbo:hunter2#x@127.0.0.1:{free_port}/linux.git",
+        "--arch",
+        "alpha",
+        says="cannot fetch",
+        status=3,
+    ),
+    c("config-file-fifo", "config", "--check", "--config", "{fifo}", says="not a regular file"),
+    c("config-file-dev-zero", "config", "--check", "--config", "/dev/zero", says="regular file"),
+    c("matrix-path-too-long", "matrix", "{tmp}/" + "y" * 300, says="File name too long"),
+    c("import-dsc-dest-in-proc", "import-dsc", "{hello_dsc}", "/proc/kbo-x", says="/proc"),
+    c("matrix-dsc-bad-checksum-entry", "matrix", "{bad_sums_dsc}", says="Checksums-Sha256"),
+    c("status-html-fifo", "status", "--html", "{fifo}", says="not a regular file: refusing"),
     c(
         "setting-unknown",
         "config",
@@ -411,6 +442,10 @@ class World:
         (bad / "latin1.dsc").write_bytes(hello.replace("Santiago", "Santi\xe1go").encode("latin-1"))
         (bad / "latin1.toml").write_bytes('build_user = "j\xfcrgen"\n'.encode("latin-1"))
         (bad / "a-file").write_text("not a directory\n")
+        fifo = bad / "fifo.toml"
+        os.mkfifo(fifo)
+        bad_sums = bad / "bad-sums.dsc"  # a Checksums-Sha256 entry that is one word
+        bad_sums.write_text(hello.replace("Checksums-Sha256:\n", "Checksums-Sha256:\n zzz\n", 1))
         self.places = {
             "repo": str(self.cluster.repo),
             "tmp": str(tmp),
@@ -422,6 +457,8 @@ class World:
             "dotdot_dsc": str(hostile_dsc(bad / "dotdot", "debian/../../escape")),
             "absolute_dsc": str(hostile_dsc(bad / "absolute", "/etc/kbo-escape")),
             "free_port": str(free_port()),
+            "fifo": str(fifo),
+            "bad_sums_dsc": str(bad_sums),
         }
 
     def fill(self, value: str) -> str:

@@ -271,3 +271,23 @@ def test_reading_near_head_agrees_with_reading_every_result(
     assert assess("a", HISTORY, required, near) == assess("a", HISTORY, required, everything)
     # No matrix older than the newest complete build is read (a reader cannot keep them).
     assert max(read) == min(i for i, _, outcome in results if outcome == "succeeded"), name
+
+
+def test_damaged_rows_are_refused_in_words_or_read_again(tmp_path: Path) -> None:
+    """A cached matrix that is not what kbo wrote is read from git again; a mail whose
+    data is damaged is refused in one line, not a JSONDecodeError."""
+    path = tmp_path / "kbo.sqlite"
+    state = State(path)
+    state.keep_matrix("src", "c1", "1", [("alpha", "none", "alpha-smp", "alpha", True)])
+    with state.transaction() as tx:
+        tx.queue_mail("digest", {"subject": "s", "body": "b", "recipients": []}, 1.0, due=1.0)
+    state.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE matrices SET jobs = 'garbage'")
+    db.execute("UPDATE outbox SET data = '[1, 2]'")
+    db.commit()
+    db.close()
+    reader = StateReader.open(path)
+    assert reader.matrix("src", "c1") is None
+    with pytest.raises(UserError, match="outbox row 1 is damaged"):
+        reader.outbox(include_sent=True)

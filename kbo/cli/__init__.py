@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -25,8 +26,8 @@ from kbo.cli import (
 )
 from kbo.cli.global_options import add_global_options, add_verbose, verbose
 from kbo.cli.global_options import apply as apply_global_options
-from kbo.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, KboError, UserError
-from kbo.text import escaped, is_utf8, one_line
+from kbo.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_SERVICE, KboError, UserError
+from kbo.text import escaped, is_utf8, mask_passwords, one_line
 
 EPILOG = """\
 exit status:
@@ -90,8 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_global_options(args)
         status: int = args.run(args)
     except KboError as e:
-        print(f"kbo: {one_line(str(e))}", file=sys.stderr)
+        print(f"kbo: {mask_passwords(one_line(str(e)))}", file=sys.stderr)
         return e.exit_status
+    except OSError as e:  # a path a user gave that the checks before did not foresee
+        if os.environ.get("KBO_DEBUG") or verbose(args):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"kbo: {mask_passwords(one_line(f'{where}{e.strerror or e}'))}", file=sys.stderr)
+        return EXIT_BAD_INPUT if e.errno in USER_ERRNOS else EXIT_SERVICE
     except KeyboardInterrupt:
         print("kbo: interrupted", file=sys.stderr)
         return 130
@@ -100,10 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: one line, unless asked for more
         if os.environ.get("KBO_DEBUG") or verbose(args):
             raise
-        what = f"{type(e).__name__}: {one_line(str(e))}"
+        what = f"{type(e).__name__}: {mask_passwords(one_line(str(e)))}"
         print(f"kbo: internal error: {what} ({_keep_traceback()})", file=sys.stderr)
         return EXIT_INTERNAL
     return status
+
+
+# OS errors that mean the path given is wrong (exit 2); any other is the machine's (exit 3).
+USER_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP,
+     errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.EINVAL, errno.ENXIO}
+)  # fmt: skip
 
 
 def _refuse_undecodable(args: argparse.Namespace) -> None:

@@ -70,7 +70,12 @@ def read_dsc(path: Path) -> DscInfo:
             sizes[name] = int(entry["size"])
         except (KeyError, ValueError):
             raise UserError(f"bad size for {name!r}", where) from None
-    sha256 = {e["name"]: e["sha256"] for e in dsc.get("Checksums-Sha256", [])}
+    sha256: dict[str, str] = {}
+    for entry in dsc.get("Checksums-Sha256", []):
+        name, digest = entry.get("name"), entry.get("sha256", "")
+        if not name or not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
+            raise UserError("malformed Checksums-Sha256 entry: want SHA256 SIZE NAME", where)
+        sha256[name] = digest
     files = tuple(DscFile(name, size, sha256.get(name)) for name, size in sizes.items())
     return DscInfo(path, dsc["Source"], dsc["Version"], files)
 

@@ -8,13 +8,14 @@ Nothing is left behind when the import fails.
 
 from __future__ import annotations
 
+import email.utils
 import shutil
 import subprocess
 import tempfile
 from email.utils import parseaddr
 from pathlib import Path
 
-from debian.changelog import Changelog
+from debian.changelog import Changelog, ChangelogParseError
 
 from kbo.config import Config
 from kbo.errors import InfraError, UserError
@@ -62,10 +63,26 @@ def check_branch_name(branch: str) -> None:
 
 def _commit(info: DscInfo, tarball: Path, work: Path, branch: str) -> str:
     unpack_debian(tarball, work, lambda _: True, links=True)
-    entry = next(iter(Changelog((work / "debian/changelog").read_bytes(), max_blocks=1)))
+    where = f"{info.path}: {tarball.name}: debian/changelog"
+    changelog = work / "debian/changelog"
+    if changelog.is_symlink() or not changelog.is_file():
+        raise UserError("missing, or not a regular file", where)
+    try:
+        entries = Changelog(changelog.read_bytes(), max_blocks=1, strict=True)
+        entry = next(iter(entries))
+    except (ChangelogParseError, ValueError, StopIteration) as e:  # not UTF-8 is a ValueError
+        raise UserError(
+            f"unreadable: {str(e).splitlines()[0] if str(e) else 'no entry'}", where
+        ) from None
     name, mail = parseaddr(entry.author or "")
     if not name or not mail or not entry.date:
-        raise UserError("the newest changelog entry has no usable trailer", str(info.path))
+        raise UserError("the newest changelog entry has no usable trailer", where)
+    try:
+        email.utils.parsedate_to_datetime(entry.date)
+    except (TypeError, ValueError):
+        raise UserError(
+            f"the newest entry's date is not an RFC 2822 date: {entry.date!r}", where
+        ) from None
     identity = {
         "GIT_AUTHOR_NAME": name,
         "GIT_AUTHOR_EMAIL": mail,

@@ -24,6 +24,8 @@ from kbo.orchestrator.state.records import (
     RunSummary,
 )
 
+# A cached matrix row: arch, featureset, flavour, kernel_arch, default_flavour.
+MATRIX_FIELDS = 5
 # SQLite's limit on bound parameters is 32,766; chunks of commits stay well below it.
 _MAX_PARAMETERS = 900
 
@@ -195,7 +197,15 @@ class StateReader:
         )
         if row is None:
             return None
-        return CachedMatrix(row["version"], [tuple(j) for j in json.loads(row["jobs"])])
+        try:
+            jobs = [tuple(j) for j in json.loads(row["jobs"])]
+        except (ValueError, TypeError):
+            return None  # a damaged cache row: the matrix is read from git again
+        if not all(
+            len(j) == MATRIX_FIELDS and all(isinstance(f, str) for f in j[:3]) for j in jobs
+        ):
+            return None
+        return CachedMatrix(row["version"], jobs)
 
     # -- mail ------------------------------------------------------------------------
 

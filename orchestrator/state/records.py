@@ -11,12 +11,26 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbo.errors import UserError
 from kbo.packaging.matrix import job_key
 
 # A job's states; an attempt may also end "lost" (its worker stopped renewing the lease).
 JOB_STATES = ("queued", "running", "succeeded", "failed")
 TERMINAL = ("succeeded", "failed")
 IN_FLIGHT = ("queued", "running")
+
+
+def _json(text: str, what: str, kind: type) -> Any:
+    """A JSON column, refused in one line if the database holds something else there."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, kind):
+        raise UserError(
+            f"refusing the state database: {what} is damaged (not JSON {kind.__name__})"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,7 @@ class Attempt:
             ended_at=row["ended_at"],
             first_error=row["first_error"],
             log_path=row["log_path"],
-            artifacts=json.loads(row["artifacts"] or "[]"),
+            artifacts=_json(row["artifacts"] or "[]", f"attempt {row['id']}", list),
             stage=row["stage"],
         )
 
@@ -246,7 +260,7 @@ class OutboxMail:
         return cls(
             id=row["id"],
             kind=row["kind"],
-            data=json.loads(row["data"]),
+            data=_json(row["data"], f"outbox row {row['id']}", dict),
             message=row["message"],
             state=row["state"],
             created_at=row["created_at"],
