@@ -174,8 +174,10 @@ class Coordinator:
         }
 
     def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> bool:
-        if stage is not None and (not isinstance(stage, str) or len(stage) > 200):
-            stage = None  # a garbled stage renews the lease and is not recorded
+        if stage is not None and (
+            not isinstance(stage, str) or len(stage) > 200 or not stage.isprintable()
+        ):
+            stage = None  # a garbled stage (escape codes for a terminal?) is not recorded
         return self.state.renew_lease(attempt_id, token, self.config.lease_seconds, stage)
 
     def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -59,3 +59,21 @@ def test_worker_refuses_an_arch_this_host_cannot_build(kbo: RunKbo, tmp_path: Pa
     result = kbo("worker", "--config", tmp_path / "kbo.toml", "--arch", "alpha,ia64")
     assert result.returncode == 2
     assert result.stderr.startswith("kbo: this host cannot build ia64: cross: Debian ships no")
+
+
+def test_a_heartbeat_records_only_a_printable_stage(tmp_path: Path) -> None:
+    """The stage reaches a maintainer's terminal: escape codes from whoever can write to
+    the broker are not recorded, and the lease is renewed all the same."""
+    from kbo.orchestrator.coordinator import Coordinator
+    from kbo.orchestrator.state import JobSpec, Run
+
+    config = Config(state_dir=str(tmp_path))
+    coordinator = Coordinator(config, make_app(config))
+    run = Run("r", "me", "", "src", "main", "c", "noop", "1")
+    (attempt,) = coordinator.state.record_run(
+        run, [JobSpec("src", "c", "noop", "alpha", "none", "f")]
+    )
+    coordinator.claim(attempt, "token", "w", "h")
+    assert coordinator.heartbeat(attempt, "token", "step build")
+    assert coordinator.heartbeat(attempt, "token", "\x1b]0;owned\x07")
+    assert coordinator.state.attempt(attempt).stage == "step build"
