@@ -2,7 +2,8 @@
 
 The import packages, and which way the arrows point (``tests/test_layout.py`` checks it):
 
-- ``kbo.errors``, ``kbo.config``: the base every other part stands on.
+- ``kbo.errors``, ``kbo.config``, ``kbo.text``, ``kbo.datafile``: the base every other
+  part stands on (errors, settings, text from outside, kbo's TOML data files).
 - ``kbo.packaging``, ``kbo.arches``, ``kbo.recipes``: Debian knowledge and kbo's data
   files, shared by both sides (the matrix, ``debian/config``, ``.dsc``, changelog,
   dpkg's arch table, the packaging repository, downloads).
