@@ -18,8 +18,8 @@ from typing import Annotated, Any
 import msgspec
 
 from kbo import datafile
-from kbo.config import NAME
 from kbo.errors import UserError
+from kbo.text import NAME
 
 
 def _s(description: str, **constraints: Any) -> msgspec.Meta:

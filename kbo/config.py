@@ -24,10 +24,9 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 
 from kbo.errors import UserError
-from kbo.text import escaped, is_utf8, mask_passwords, read_small_file
+from kbo.text import NAME, escaped, is_utf8, mask_passwords, read_small_file
 
 SEARCH_PATH = (Path("~/.config/kbo/kbo.toml"), Path("/etc/kbo/kbo.toml"))
-NAME = "[a-z0-9][a-z0-9.+-]*"  # Debian arch, featureset and flavour names; recipe names
 SECRETS = frozenset({"smtp_password"})  # never printed; URLs also lose their password
 
 

@@ -13,6 +13,10 @@ import re
 import stat
 from pathlib import Path
 
+# Debian arch, featureset and flavour names, and recipe names: they become make targets,
+# queue names and file names, so they keep to the shape Debian uses and nothing else.
+NAME = "[a-z0-9][a-z0-9.+-]*"
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 

@@ -11,10 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kbo.errors import UserError
+from kbo.text import NAME
 
-# Arch, featureset and flavour names become make targets, queue names and file
-# names, so they are held to the shape Debian uses and nothing else.
-_NAME = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+_NAME = re.compile(NAME)
 
 
 def check_name(kind: str, value: object, where: str) -> str:
