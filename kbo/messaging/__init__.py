@@ -17,6 +17,10 @@ from kombu.exceptions import OperationalError
 from kbo.errors import InfraError, KboError
 from kbo.messaging.app import COORDINATOR_QUEUE, build_queue, safe_url
 
+# How long one wait for an answer lasts before asking again. After a Redis restart the
+# backend's subscription can miss the answer, which is then found only by asking anew:
+# a 30 s wait there kept a claimed build from starting its heartbeat, and its lease lapsed.
+POLL_SECONDS = 1.0
 # Publishing retries through a broker restart instead of giving up after three tries.
 RETRY_POLICY = {"max_retries": None, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
 
@@ -70,12 +74,12 @@ def call(
     )
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        remaining = 30.0 if deadline is None else max(0.1, deadline - time.monotonic())
+        remaining = POLL_SECONDS if deadline is None else max(0.1, deadline - time.monotonic())
         if alive is not None:
             alive()
         try:
             answer = result.get(
-                timeout=min(1.0 if alive else 30.0, remaining),
+                timeout=min(POLL_SECONDS, remaining),
                 disable_sync_subtasks=False,
                 propagate=True,
                 interval=0.05,
