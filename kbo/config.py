@@ -301,11 +301,6 @@ def _check_urls(config: Config) -> None:
             raise refuse(f"has an unknown or bad option {key}={given}")
 
 
-def masked_url(value: str) -> str:
-    """A URL fit to print: its password replaced by ``**``."""
-    return mask_passwords(value)
-
-
 def shown(name: str, value: object) -> object:
     """A setting's value as ``kbo config --show`` prints it: secrets masked."""
     if name in SECRETS:

@@ -77,13 +77,23 @@ def write_page(
     write(path, render(title, head, standings, now))
 
 
-def write(path: Path, page: str) -> None:
-    """Replace the page whole (a new file renamed over it), and only a page: a device, a
-    FIFO or a link at ``path`` is refused, never replaced or followed."""
+def check_target(path: Path) -> None:
+    """Where a page may go: a new file, or a page already there, in a directory that
+    exists or can be made. A directory, a device, a FIFO or a link is refused, never
+    replaced or followed. ``kbo status --html`` asks before any work; ``write`` always."""
+    where = str(path)
+    if path.is_dir() and not path.is_symlink():
+        raise UserError("is a directory: give the page's file name", where)
     if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.lstat().st_mode)):
-        raise UserError(
-            "not a regular file: refusing to replace it with the status page", str(path)
-        )
+        raise UserError("not a regular file: refusing to replace it with the status page", where)
+    existing = next(p for p in path.parents if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{existing} is not a directory", where)
+
+
+def write(path: Path, page: str) -> None:
+    """Replace the page whole: a new file, renamed over it (see ``check_target``)."""
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from kbo.cli.common import add_config_argument, path, text
@@ -46,11 +45,11 @@ def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbo.orchestrator.status_page import write_page
+    from kbo.orchestrator.status_page import check_target, write_page
 
     config = load_config(args.config)
     if args.html:
-        check_page_path(args.html)
+        check_target(args.html)  # before any work
     recipe = args.recipe or config.default_recipe
     head, arches = standings(config, recipe)
     now = time.time()
@@ -83,17 +82,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  first error: {arch.first_error or '(none found)'}")
             print(f"  log: {arch.log or '(not kept)'}")
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
-
-
-def check_page_path(page: Path) -> None:
-    """--html names a file, in a directory that exists or can be made: refused before any
-    work otherwise."""
-    where = str(page)
-    if page.is_dir():
-        raise UserError("is a directory: give the page's file name", where)
-    existing = next(p for p in page.parents if p.exists())
-    if not existing.is_dir():
-        raise UserError(f"{existing} is not a directory", where)
 
 
 def _row(s: Standing, now: float) -> list[str]:
