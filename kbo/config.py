@@ -82,9 +82,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     dsc_dirs: Annotated[
         tuple[str, ...], _s(".dsc files that vouch for orig tarballs' checksums")
     ] = ()
-    build_user: Annotated[str, _s('builds drop to this user ("" stays root in the sandbox)')] = (
-        "kbo-build"
-    )
+    worker_user: Annotated[
+        str, _s("`kbo worker` started as root runs as this user; it never builds as root")
+    ] = "kbo"
+    job_memory_mb: Annotated[int, _s("memory a build's process may map, in MiB", ge=64)] = 8192
+    job_processes: Annotated[int, _s("processes a build may run at once", ge=16)] = 2048
+    job_disk_gb: Annotated[
+        int, _s("disk a build may use under its job directory, in GiB", ge=1)
+    ] = 40
     cache_dir: Annotated[
         str, _s('downloads, prepared trees, chroots, ccache ("": <state_dir>/cache)')
     ] = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,26 @@ LINUX_612 = FIXTURES / "linux-6.12.38-1"
 KBO = Path(sys.executable).parent / "kbo"
 
 RunKbo = Callable[..., subprocess.CompletedProcess[str]]
+
+
+WORKER_USER = "kbo"
+
+
+def reachable_by_workers(path: Path) -> Path:
+    """Make a test's directory reachable by the unprivileged user workers run as: a
+    worker started by a test drops to it, and its builds read the test's recipes and
+    repository. The directories become traversable (o+x), not listable."""
+    for directory in (path, *path.parents):
+        if directory.stat().st_uid != os.geteuid() or directory == Path("/tmp"):
+            break
+        directory.chmod(directory.stat().st_mode | 0o011)
+    return path
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's own, made reachable by workers (``reachable_by_workers``)."""
+    return reachable_by_workers(tmp_path)
 
 
 @pytest.fixture

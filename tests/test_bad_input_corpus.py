@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, KBO
+from tests.conftest import FIXTURES, KBO, reachable_by_workers
 from tests.services import Cluster, free_port
 
 VERBS = (
@@ -440,7 +440,7 @@ class World:
         (bad / "garbage.dsc").write_bytes(bytes(range(256)) * 8)
         hello = (FIXTURES / "hello-2.10-3/hello_2.10-3.dsc").read_text()
         (bad / "latin1.dsc").write_bytes(hello.replace("Santiago", "Santi\xe1go").encode("latin-1"))
-        (bad / "latin1.toml").write_bytes('build_user = "j\xfcrgen"\n'.encode("latin-1"))
+        (bad / "latin1.toml").write_bytes('worker_user = "j\xfcrgen"\n'.encode("latin-1"))
         (bad / "a-file").write_text("not a directory\n")
         fifo = bad / "fifo.toml"
         os.mkfifo(fifo)
@@ -511,7 +511,7 @@ def hostile_dsc(directory: Path, member: str) -> Path:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    made = World(tmp_path_factory.mktemp("corpus"))
+    made = World(reachable_by_workers(tmp_path_factory.mktemp("corpus")))
     yield made
     made.cluster.stop_all()
 

@@ -81,7 +81,7 @@ def broken(tmp_path: Path, mirror: str) -> Iterator[tuple[Cluster, RedisServer]]
         dsc_dirs=[str(tmp_path / "dscs")],
         cache_dir=str(tmp_path / "cache"),
     )
-    builds = tmp_path / "kbo" / "state" / "builds"
+    builds = tmp_path / "kbo" / "state" / "worker" / "builds"
     builds.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(builds)], check=True)
     try:
@@ -130,7 +130,7 @@ def test_bad_input_fails_the_job_and_spares_the_worker(broken: tuple[Cluster, Re
     assert error == "binfmt handler qemu-m68k is disabled"
 
     assert "No space left on device" in failure(cluster, "--recipe", "fill-disk", "--arch", "arm64")
-    builds = cluster.tmp / "state" / "builds"
+    builds = cluster.tmp / "state" / "worker" / "builds"
     assert [p for p in builds.iterdir() if p.name != "lost+found"] == []  # cleaned up
     # A bad recipe builds nothing: the coordinator refuses it before recording a run.
     refused = cluster.kbo("submit", "--recipe", "bad-executor", "--arch", "arm64")

@@ -1,9 +1,11 @@
 """A build step cannot reach the network, read /root or kbo's config, or outlive its
-timeout. Real namespaces, real processes; each check also runs unconfined, so it can fail."""
+timeout. Real namespaces, real processes, run as the worker's unprivileged user; each
+check also runs unconfined, so it can fail."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import pwd
 import socket
 import subprocess
@@ -16,20 +18,20 @@ import pytest
 
 from kbo.workers import runner, sandbox
 from kbo.workers.prepared_tree import build_env
+from tests.conftest import WORKER_USER
+
+AS_WORKER = ["setpriv", f"--reuid={WORKER_USER}", f"--regid={WORKER_USER}", "--clear-groups"]
 
 
 @pytest.fixture
 def spec(tmp_path: Path) -> sandbox.Spec:
     build = tmp_path / "build"
     build.mkdir()
-    (tmp_path / "stage").mkdir()
-    user = pwd.getpwnam("kbo-build")
-    subprocess.run(["chown", f"{user.pw_uid}:{user.pw_gid}", str(build)], check=True)
+    user = pwd.getpwnam(WORKER_USER)
+    os.chown(build, user.pw_uid, user.pw_gid)
     return sandbox.Spec(
-        staging=str(tmp_path / "stage"),
+        etc=str(sandbox.write_etc(tmp_path / "etc")),
         binds=((str(build), "/build", True),),
-        uid=user.pw_uid,
-        gid=user.pw_gid,
         env=build_env(),
     )
 
@@ -40,9 +42,11 @@ def run(
     tmp_path: Path,
     timeout: float = 60,
 ) -> tuple[runner.RunResult, str]:
+    """Run ``argv`` as the worker does: as its unprivileged user, in ``spec``'s sandbox
+    (or, to show that a check can fail, unconfined and as root)."""
     log = tmp_path / "step.log"
     with log.open("wb") as out:
-        command = sandbox.wrap(argv, spec) if spec else argv
+        command = [*AS_WORKER, "--", *sandbox.wrap(argv, spec)] if spec else argv
         result = runner.run(command, log=out, timeout=timeout, no_output_timeout=timeout)
     return result, log.read_text(errors="replace")
 
@@ -125,7 +129,7 @@ def test_no_output_limit_kills_a_silent_step(spec: sandbox.Spec, tmp_path: Path)
     log = tmp_path / "quiet.log"
     with log.open("wb") as out:
         result = runner.run(
-            sandbox.wrap(["sh", "-c", "echo start; sleep 60"], spec),
+            [*AS_WORKER, "--", *sandbox.wrap(["sh", "-c", "echo start; sleep 60"], spec)],
             log=out,
             timeout=120,
             no_output_timeout=2,

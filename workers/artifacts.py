@@ -1,18 +1,24 @@
 """What a build produced, checked: every .deb for the job's arch, and the packages the
-recipe expects present. A build that "succeeds" without them has failed."""
+recipe expects present. A build that "succeeds" without them has failed.
+
+The build's files are copied through ``job_files`` (no symlink followed, regular files
+only, a size limit) before anything reads them; python-debian then reads the worker's
+own copy, never a path the build controls.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-import shutil
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from debian.debfile import DebError, DebFile
 
-from kbo.packaging.dsc import sha256_of
+from kbo.workers import job_files
 
 SUFFIXES = (".deb", ".udeb", ".changes", ".buildinfo")
+MAX_ARTIFACT = 4 << 30
 
 
 @dataclass(frozen=True)
@@ -31,22 +37,29 @@ class Artifact:
 def collect(build_dir: Path, store: Path) -> list[Artifact]:
     """Copy the build's packages and upload files to ``store`` and describe them."""
     found = []
-    for path in sorted(build_dir.iterdir()):
-        if not path.is_file() or not path.name.endswith(SUFFIXES):
+    for name in job_files.regular_files(build_dir):
+        if not name.endswith(SUFFIXES):
             continue
         store.mkdir(parents=True, exist_ok=True)
-        kept = store / path.name
-        shutil.copy2(path, kept)
+        kept = store / name
+        digest = hashlib.sha256()
+        with (
+            job_files.open_regular(build_dir, name, MAX_ARTIFACT) as source,
+            kept.open("wb") as out,
+        ):
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
         package = architecture = None
-        if path.suffix in (".deb", ".udeb"):
+        if kept.suffix in (".deb", ".udeb"):
             try:
-                control = DebFile(str(path)).debcontrol()
-            except (DebError, OSError, KeyError) as e:
-                raise ValueError(f"{path.name} is not a valid Debian package: {e}") from None
+                control = DebFile(str(kept)).debcontrol()
+            except (DebError, OSError, KeyError, EOFError, ValueError) as e:
+                raise ValueError(f"{name} is not a valid Debian package: {e}") from None
             package, architecture = control.get("Package"), control.get("Architecture")
         found.append(
             Artifact(
-                path.name, str(kept), kept.stat().st_size, sha256_of(kept), package, architecture
+                name, str(kept), kept.stat().st_size, digest.hexdigest(), package, architecture
             )
         )
     return found

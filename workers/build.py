@@ -10,16 +10,16 @@ smoke-test cross builds under qemu, clean up.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import logging
 import os
-import pwd
 import shutil
 import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,10 +28,21 @@ from celery import Celery
 from kbo import arches, messaging, recipes
 from kbo.config import Config
 from kbo.errors import KboError
+from kbo.packaging import repository
 from kbo.packaging.matrix import job_key
-from kbo.workers import artifacts, build_deps, prepared_tree, runner, sandbox, smoke
+from kbo.workers import (
+    artifacts,
+    build_deps,
+    job_files,
+    prepared_tree,
+    runner,
+    sandbox,
+    smoke,
+    worker_paths,
+)
 from kbo.workers.executors import Execution, prepare_execution
 from kbo.workers.first_error import first_error
+from kbo.workers.worker_paths import worker_dir
 
 log = logging.getLogger("kbo.worker")
 
@@ -62,12 +73,15 @@ def register(app: Celery, config: Config) -> None:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where a job builds: its directory, its log, and the user its steps run as."""
+    """Where a job builds. ``root`` is the worker's own; only ``root/build`` (the step's
+    /build) is the build's, and the worker reads it only through ``job_files``."""
 
-    job_dir: Path
+    root: Path
     log: BinaryIO
-    uid: int | None
-    gid: int | None
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build"
 
 
 class BuildAttempt:
@@ -133,7 +147,7 @@ class BuildAttempt:
 
     def _execute(self, job: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
-        logs = self.config.state_path / "logs" / _name(job)
+        logs = worker_dir(self.config) / "logs" / _name(job)
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{self.attempt_id}.log"
         result: dict[str, Any] = {
@@ -142,12 +156,12 @@ class BuildAttempt:
             "artifacts": [],
             "first_error": None,
         }
-        builds = self.config.state_path / "builds"
+        builds = worker_dir(self.config) / "builds"
         builds.mkdir(parents=True, exist_ok=True)
-        job_dir = Path(tempfile.mkdtemp(prefix=f"{_name(job)}-", dir=builds))
+        job_root = Path(tempfile.mkdtemp(prefix=f"{_name(job)}-", dir=builds))
         with log_path.open("wb") as out:
             try:
-                result["first_error"] = self._build(job, job_dir, out, result)
+                result["first_error"] = self._build(job, Workspace(job_root, out), result)
             except (KboError, ValueError, OSError) as e:
                 out.write(f"\nkbo: {e}\n".encode())
                 result["first_error"] = str(e)
@@ -155,57 +169,73 @@ class BuildAttempt:
                 result["outcome"] = "succeeded"
             result["duration"] = round(time.monotonic() - started, 3)
             out.write(f"\nkbo: {result['outcome']} in {result['duration']:.0f} s\n".encode())
-        self._clean(job_dir, result["outcome"])
+        self._clean(job_root, result["outcome"])
         result |= _ship_log(log_path)
         return result
 
-    def _build(
-        self, job: dict[str, Any], job_dir: Path, out: BinaryIO, result: dict[str, Any]
-    ) -> str | None:
+    def _build(self, job: dict[str, Any], where: Workspace, result: dict[str, Any]) -> str | None:
         """Every stage in order; the first error, or None when the build succeeded."""
+        out = where.log
         recipe = recipes.load(job["recipe"], self.config.recipe_dirs)
         info = arches.load(job["arch"])
         executor = self._executor(job["arch"], recipe)
         result["executor"] = executor
-        uid, gid = _build_user(self.config.build_user)
+        where.build.mkdir()
+        base = self._sandbox(out)
         self._stage(out, "prepare")
         prepared = (
-            prepared_tree.prepare(self.config, job["source"], job["commit_sha"], out, uid, gid)
+            prepared_tree.prepare(self.config, job["source"], job["commit_sha"], out, base)
             if recipe.needs_source
             else None
         )
         self._stage(out, f"executor {executor}")
-        execution = prepare_execution(executor, info, self.config, job_dir, out)
-        if uid is not None and gid is not None:
-            os.chown(job_dir, uid, gid)
+        execution = prepare_execution(executor, info, self.config, where.root, out)
         if prepared is not None and (
             missing := self._build_depends(recipe, execution, prepared, job, out)
         ):
             return missing
         values = self._values(job, recipe, execution)
-        where = Workspace(job_dir, out, uid, gid)
-        failure = self._steps(values, recipe, execution, prepared, where)
+        spec = self._step_spec(base, job, recipe, execution, prepared, where)
+        failure = self._steps(values, recipe, spec, where, execution.name)
         if failure:
             return failure
         self._stage(out, "check artifacts")
         found = artifacts.collect(
-            job_dir, self.config.state_path / "artifacts" / _name(job) / str(self.attempt_id)
+            where.build,
+            worker_dir(self.config) / "artifacts" / _name(job) / str(self.attempt_id),
         )
         result["artifacts"] = [a.to_json() for a in found]
         expected = [p.format_map(values) for p in recipe.expect_packages]
         if problems := artifacts.problems(found, job["arch"], expected):
             return "; ".join(problems)
         # New files in the source tree land in its overlay's upper directory.
-        tree = job_dir / ".kbo" / "src-upper" if prepared is not None else job_dir
+        tree = where.root / "src-upper" if prepared is not None else where.build
         for path in recipe.expect_files:
-            if not (tree / path.format_map(values)).exists():
+            if not job_files.is_regular(tree, path.format_map(values)):
                 return f"the build did not produce {path.format_map(values)}"
         libc_dev = next((a for a in found if a.package == "linux-libc-dev"), None)
         if execution.name == "cross" and libc_dev is not None and prepared is not None:
             return smoke.check(
-                info, Path(libc_dev.path), job_dir / ".kbo" / "smoke", prepared.upstream, out
+                info, libc_dev.name, spec, where.root / "smoke", prepared.upstream, out
             )
         return None
+
+    def _sandbox(self, out: BinaryIO) -> sandbox.Spec:
+        """What every step of this job shares: kbo's /etc, a clean environment, limits."""
+        config = self.config
+        limits = sandbox.Limits(
+            memory_bytes=config.job_memory_mb << 20,
+            processes=config.job_processes,
+            file_bytes=config.job_disk_gb << 30,
+        )
+        out.write(
+            f"kbo: limits: {config.job_memory_mb} MiB of memory per process, "
+            f"{config.job_processes} processes for this worker's builds, "
+            f"{config.job_disk_gb} GiB of disk under the job directory (rlimits and a disk "
+            "watchdog; this host does not delegate cgroup v2 to the worker)\n".encode()
+        )
+        etc = sandbox.write_etc(worker_dir(config) / "etc")
+        return sandbox.Spec(etc=str(etc), env=prepared_tree.build_env(), limits=limits)
 
     def _build_depends(
         self,
@@ -218,8 +248,8 @@ class BuildAttempt:
         """Report unmet Build-Depends; fail when the recipe needs them all (a full build)."""
         self._stage(out, "check Build-Depends")
         profiles = execution.env.get("DEB_BUILD_PROFILES", "").split() + list(recipe.profiles)
-        root = Path(execution.chroot.lower) if execution.chroot else None
-        control = (prepared.src / "debian" / "control").read_text(errors="replace")
+        root = Path(execution.chroot) if execution.chroot else None
+        control = job_files.read_text(prepared.src, "debian/control")
         missing = build_deps.unmet(control, job["arch"], profiles, build_deps.installed_names(root))
         if not missing:
             out.write(b"kbo: every Build-Depends is installed\n")
@@ -258,46 +288,51 @@ class BuildAttempt:
             + f"{execution.cross_prefix}gcc",
         }
 
-    def _steps(
+    def _step_spec(
         self,
-        values: recipes.Values,
+        base: sandbox.Spec,
+        job: dict[str, Any],
         recipe: recipes.Recipe,
         execution: Execution,
         prepared: prepared_tree.Prepared | None,
         where: Workspace,
-    ) -> str | None:
-        """Run the recipe's steps in the sandbox; ``values`` fill its placeholders."""
-        job_dir, out, uid, gid = where.job_dir, where.log, where.uid, where.gid
-        env = (
-            prepared_tree.build_env()
-            | execution.env
-            | {f"KBO_{k.upper()}": str(v) for k, v in values.items()}
-        )
+    ) -> sandbox.Spec:
+        """The sandbox of the recipe's steps: /build writable, the prepared source as an
+        overlay at /build/src, the compiler cache as the job's trust allows."""
+        env = base.env | execution.env
         overlays: tuple[sandbox.Overlay, ...] = ()
         if prepared is not None:
-            upper, work = job_dir / ".kbo" / "src-upper", job_dir / ".kbo" / "src-work"
-            upper.mkdir(parents=True)
-            work.mkdir(parents=True)
-            if uid is not None and gid is not None:
-                for path in (job_dir / ".kbo", upper, work):
-                    os.chown(path, uid, gid)
-            overlays = (sandbox.Overlay(str(prepared.src), str(upper), str(work), "/build/src"),)
-        spec = sandbox.Spec(
-            staging=str(prepared_tree.staging_dir(self.config)),
+            parts = [where.root / name for name in ("src-upper", "src-work", "src")]
+            for path in parts:
+                path.mkdir()
+            upper, work, merged = map(str, parts)
+            overlays = (sandbox.Overlay(str(prepared.src), upper, work, merged, "/build/src"),)
+        binds = [(str(where.build), "/build", True), *((p, p, False) for p in recipe.host_paths)]
+        if _uses_ccache(recipe, execution):
+            binds += self._ccache(job, env, where)
+        return replace(
+            base,
             chroot=execution.chroot,
             overlays=overlays,
-            binds=(
-                (str(job_dir), "/build", True),
-                *((p, p, False) for p in recipe.host_paths),
-                *self._ccache(recipe, execution, env, where),
-            ),
+            binds=tuple(binds),
             network=recipe.network,
-            uid=uid,
-            gid=gid,
             workdir="/build/src" if prepared else "/build",
             env=env,
         )
-        timeout, quiet = recipe.limits(execution.name)
+
+    def _steps(
+        self,
+        values: recipes.Values,
+        recipe: recipes.Recipe,
+        spec: sandbox.Spec,
+        where: Workspace,
+        executor: str,
+    ) -> str | None:
+        """Run the recipe's steps in the sandbox; ``values`` fill its placeholders."""
+        out = where.log
+        spec = replace(spec, env=spec.env | {f"KBO_{k.upper()}": str(v) for k, v in values.items()})
+        timeout, quiet = recipe.limits(executor)
+        disk_limit = self.config.job_disk_gb << 30
         for step in recipe.steps:
             self._stage(out, f"step {step.name}")
             ran = runner.run(
@@ -305,36 +340,41 @@ class BuildAttempt:
                 log=out,
                 timeout=timeout,
                 no_output_timeout=quiet,
+                watch=lambda: _disk_problem(where.root, disk_limit),
             )
             out.write(f"\nkbo: step {step.name} took {ran.duration:.1f} s\n".encode())
             if not ran.ok:
                 out.flush()
+                if ran.timed_out and ran.timed_out.startswith("used more than"):
+                    return f"step {step.name} {ran.timed_out}"
                 found = first_error(_read_lines(out.name))
                 return found or f"step {step.name} {ran.describe()}"
         return None
 
     def _ccache(
-        self,
-        recipe: recipes.Recipe,
-        execution: Execution,
-        env: dict[str, str],
-        where: Workspace,
+        self, job: dict[str, Any], env: dict[str, str], where: Workspace
     ) -> list[tuple[str, str, bool]]:
-        """A shared, writable compiler cache at /ccache, when the recipe wants one."""
-        if not _uses_ccache(recipe, execution):
-            return []
-        directory = self.config.cache_path / "ccache"
-        directory.mkdir(parents=True, exist_ok=True)
-        if where.uid is not None and where.gid is not None:
-            os.chown(directory, where.uid, where.gid)
-        env |= {"CCACHE_DIR": "/ccache", "CCACHE_BASEDIR": "/build"}
-        return [(str(directory), "/ccache", True)]
+        """The compiler cache. Builds of the tracked branch share one, writable; any
+        other commit gets it read-only plus a private one, so a submitted commit cannot
+        plant objects for later builds. The settings file is the worker's, read-only."""
+        cache = self.config.cache_path / "ccache"
+        cache.mkdir(parents=True, exist_ok=True)
+        settings = worker_dir(self.config) / "ccache.conf"
+        if not settings.is_file():
+            settings.write_text("max_size = 5G\n")
+        env |= {"CCACHE_CONFIGPATH": "/kbo-ccache.conf", "CCACHE_BASEDIR": "/build"}
+        binds = [(str(settings), "/kbo-ccache.conf", False)]
+        if trusted(self.config, job):
+            env["CCACHE_DIR"] = "/ccache"
+            return [*binds, (str(cache), "/ccache", True)]
+        env |= {"CCACHE_DIR": "/build/.ccache", "CCACHE_REMOTE_STORAGE": "file:/ccache|read-only"}
+        return [*binds, (str(cache), "/ccache", False)]
 
-    def _clean(self, job_dir: Path, outcome: str) -> None:
+    def _clean(self, job_root: Path, outcome: str) -> None:
         if outcome == "failed" and self.config.keep_failed_builds:
-            log.info("keeping the failed build directory %s", job_dir)
+            log.info("keeping the failed build directory %s", job_root)
             return
-        shutil.rmtree(job_dir, ignore_errors=True)
+        remove_tree(job_root)
 
 
 def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:
@@ -342,15 +382,40 @@ def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:
     return recipe.ccache and execution.name in ("cross", "native") and bool(shutil.which("ccache"))
 
 
-def _build_user(name: str) -> tuple[int | None, int | None]:
-    """The unprivileged build user, or (None, None): the build stays root in its namespaces."""
-    if not name:
-        return None, None
+def trusted(config: Config, job: dict[str, Any]) -> bool:
+    """Whether the job is in the trust domain of snapshot builds: the tracked
+    repository, at a commit of the tracked branch."""
+    if not config.repository or job["source"] != config.repository:
+        return False
     try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        return None, None
-    return entry.pw_uid, entry.pw_gid
+        repo = repository.local_repository(
+            job["source"], config, fetch=False, mirrors=worker_paths.mirrors(config)
+        )
+    except KboError:
+        return False
+    return repository.is_ancestor(repo, job["commit_sha"], config.branch)
+
+
+def _disk_problem(root: Path, limit: int) -> str | None:
+    used = job_files.disk_usage(root)
+    if used > limit:
+        return f"used more than {limit >> 30} GiB of disk under the job directory"
+    return None
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a job directory whatever modes the build left on it."""
+
+    def writable_and_retry(function: Any, name: str, _: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(name), 0o700)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                function(name)
+
+    shutil.rmtree(path, onerror=writable_and_retry)
 
 
 def _ship_log(path: Path) -> dict[str, Any]:

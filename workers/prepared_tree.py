@@ -3,7 +3,9 @@ export ``debian/`` from the packaging repository at the commit, fetch the upstre
 tarball (checked against a .dsc when one is known), then ``debian/rules orig`` (unpack
 and quilt push) and, when control must be regenerated, ``debian/rules debian/control-real``.
 
-Jobs on the host share the result read-only (each mounts it as an overlay).
+Jobs on the host share the result read-only (each mounts it as an overlay). Every step
+that runs the packaging's code runs in the sandbox; the orig tarball stays in the
+worker's download cache, checked against its SHA-256 at each use and seen read-only.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,10 +30,12 @@ from kbo.config import Config
 from kbo.errors import InfraError, KboError, UserError
 from kbo.packaging import download, repository
 from kbo.packaging.dsc import DscFile, read_dsc
-from kbo.workers import runner, sandbox
+from kbo.text import NAME
+from kbo.workers import job_files, runner, sandbox, worker_paths
 
 PREPARE_TIMEOUT = 3600
 ORIG = re.compile(r".*\.orig\.tar\.(xz|gz|bz2)")
+VERSION = re.compile(r"(?:\d+:)?[0-9][A-Za-z0-9.+~-]*")
 
 
 class PrepareError(KboError):
@@ -49,26 +54,27 @@ class Prepared:
 
 
 def prepare(
-    config: Config,
-    source: str,
-    commit: str,
-    log: BinaryIO,
-    build_uid: int | None,
-    build_gid: int | None,
+    config: Config, source: str, commit: str, log: BinaryIO, base: sandbox.Spec
 ) -> Prepared:
-    """The prepared tree for (source, commit); made under a lock if no job made it yet."""
-    root = config.cache_path / "prepared" / commit
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with (root.parent / f"{commit}.lock").open("w") as lock:
+    """The prepared tree for (source, commit); made under a lock if no job made it yet.
+
+    ``base`` is the job's sandbox (its /etc, environment and limits): the packaging's
+    own code (``debian/rules``) prepares the tree, so it runs there too.
+    """
+    trees = config.cache_path / "trees"
+    trees.mkdir(parents=True, exist_ok=True)
+    root = trees / commit
+    # The stamp lies beside the tree, where the step that fills the tree cannot reach.
+    stamp = trees / f"{commit}.ready"
+    with (trees / f"{commit}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp = root / ".kbo-prepared"
-        if stamp.exists():
+        if stamp.is_file():
             version, upstream = stamp.read_text().split()
             log.write(f"kbo: reusing the tree prepared for {commit[:12]}\n".encode())
-            return Prepared(root, version, upstream)
+            return _checked(Prepared(root, version, upstream))
         shutil.rmtree(root, ignore_errors=True)
         try:
-            prepared = _prepare(config, source, commit, root, log, build_uid, build_gid)
+            prepared = _checked(_prepare(config, source, commit, root, log, base))
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -76,54 +82,57 @@ def prepare(
         return prepared
 
 
+def _checked(prepared: Prepared) -> Prepared:
+    """The tree's ``src`` must be a real directory: a symlink there would make later
+    jobs mount whatever it points to."""
+    try:
+        mode = os.lstat(prepared.src).st_mode
+    except OSError as e:
+        raise PrepareError(f"the prepared tree has no src directory ({e.strerror})") from None
+    if not stat.S_ISDIR(mode):
+        raise PrepareError("the prepared tree's src is not a directory")
+    return prepared
+
+
 def _prepare(
-    config: Config,
-    source: str,
-    commit: str,
-    root: Path,
-    log: BinaryIO,
-    uid: int | None,
-    gid: int | None,
+    config: Config, source: str, commit: str, root: Path, log: BinaryIO, base: sandbox.Spec
 ) -> Prepared:
     say = _sayer(log)
     src = root / "src"
     src.mkdir(parents=True)
-    repo = repository.local_repository(source, config)
+    repo = repository.local_repository(source, config, mirrors=worker_paths.mirrors(config))
     say(f"exporting debian/ at {commit[:12]} from {source}")
     _export_debian(repo, commit, src)
-    head = next(iter(Changelog((src / "debian/changelog").read_bytes(), max_blocks=1)))
+    changelog = job_files.read_text(src, "debian/changelog")
+    head = next(iter(Changelog(changelog, max_blocks=1)))
     package, version = head.package or "linux", str(head.version)
     upstream = head.version.upstream_version or version
+    if not VERSION.fullmatch(version) or not re.fullmatch(NAME, package):
+        raise PrepareError(
+            f"debian/changelog names an unusable package or version: {package} {version}"
+        )
     name = f"{package}_{upstream}.orig.tar.xz"
     expected = _expected(config, package, version, name, say)
     url = download.pool_url(config.mirror, package, name)
     say(f"fetching {url}" + (" (checked against its .dsc)" if expected else " (no .dsc known)"))
     tarball = download.fetch(url, name, config.cache_path / "downloads", expected, say)
-    _link_or_copy(tarball, root / name)  # the sandbox sees only the prepared directory
-    if uid is not None and gid is not None:
-        subprocess.run(["chown", "-R", f"{uid}:{gid}", str(root)], check=True)
-    _run_in_sandbox(config, ["make", "-f", "debian/rules", "orig"], root, log, uid, gid)
-    if not (src / "debian/control").exists() or not (src / "debian/rules.gen").exists():
+    # The tarball stays the worker's: the step sees it read-only beside the tree.
+    spec = replace(
+        base,
+        binds=((str(root), "/build", True), (str(tarball), f"/build/{name}", False)),
+        workdir="/build/src",
+    )
+    _run_in_sandbox(["make", "-f", "debian/rules", "orig"], spec, log)
+    if not job_files.is_regular(src, "debian/control") or not job_files.is_regular(
+        src, "debian/rules.gen"
+    ):
         say("regenerating debian/control (this target fails on purpose when it did)")
         _run_in_sandbox(
-            config,
-            ["make", "-f", "debian/rules", "debian/control-real"],
-            root,
-            log,
-            uid,
-            gid,
-            ok_codes=(0, 2),
+            ["make", "-f", "debian/rules", "debian/control-real"], spec, log, ok_codes=(0, 2)
         )
-        if not (src / "debian/rules.gen").exists():
+        if not job_files.is_regular(src, "debian/rules.gen"):
             raise PrepareError("debian/rules debian/control-real did not write debian/rules.gen")
     return Prepared(root, version, upstream)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def _sayer(log: BinaryIO) -> Callable[[str], None]:
@@ -178,22 +187,8 @@ def _export_debian(repo: Path, commit: str, dest: Path) -> None:
 
 
 def _run_in_sandbox(
-    config: Config,
-    argv: list[str],
-    root: Path,
-    log: BinaryIO,
-    uid: int | None,
-    gid: int | None,
-    ok_codes: tuple[int, ...] = (0,),
+    argv: list[str], spec: sandbox.Spec, log: BinaryIO, ok_codes: tuple[int, ...] = (0,)
 ) -> None:
-    spec = sandbox.Spec(
-        staging=str(staging_dir(config)),
-        binds=((str(root), "/build", True),),
-        uid=uid,
-        gid=gid,
-        workdir="/build/src",
-        env=build_env(),
-    )
     result = runner.run(
         sandbox.wrap(argv, spec),
         log=log,
@@ -202,12 +197,6 @@ def _run_in_sandbox(
     )
     if result.timed_out or result.returncode not in ok_codes:
         raise PrepareError(f"preparing the source: {' '.join(argv)} {result.describe()}")
-
-
-def staging_dir(config: Config) -> Path:
-    path = config.state_path / "sandbox-root"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def build_env() -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The one way kbo runs a command: an argv list, its output streamed to a log, two
-timeouts (total and no-output), and its whole process group killed when it ends.
+timeouts (total and no-output), an optional watchdog (a disk limit, say), and its whole
+process group killed when it ends.
 
 It returns a result rather than raising on a non-zero exit.
 """
@@ -13,12 +14,14 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 KILL_GRACE_SECONDS = 5.0
+WATCH_SECONDS = 10.0
+Watch = Callable[[], str | None]
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,9 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float,
     no_output_timeout: float,
+    watch: Watch | None = None,
 ) -> RunResult:
+    """Run ``argv``; ``watch``, called every ``WATCH_SECONDS``, stops it by returning why."""
     log.write(f"$ {shlex.join(argv)}\n".encode())
     log.flush()
     start = time.monotonic()
@@ -63,7 +68,7 @@ def run(
         log.write(f"kbo: cannot run {argv[0]}: {e.strerror}\n".encode())
         return RunResult(None, f"cannot run {argv[0]}: {e.strerror}", 0.0)
     assert process.stdout is not None
-    timed_out = _stream(process, log, start, timeout, no_output_timeout)
+    timed_out = _stream(process, log, start, (timeout, no_output_timeout), watch)
     if timed_out:
         _kill_group(process.pid)
     returncode = process.wait()
@@ -73,12 +78,17 @@ def run(
 
 
 def _stream(
-    process: subprocess.Popen[bytes], log: BinaryIO, start: float, timeout: float, quiet: float
+    process: subprocess.Popen[bytes],
+    log: BinaryIO,
+    start: float,
+    limits: tuple[float, float],
+    watch: Watch | None,
 ) -> str | None:
+    timeout, quiet = limits
     assert process.stdout is not None
     fd = process.stdout.fileno()
     os.set_blocking(fd, False)
-    last_output = start
+    last_output = last_watch = start
     exited_at: float | None = None
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
@@ -101,6 +111,11 @@ def _stream(
             elif now - last_output > quiet:
                 log.write(f"\nkbo: killed after {quiet:.0f} s without output\n".encode())
                 return f"no output for {quiet:.0f} s"
+            elif watch is not None and now - last_watch > WATCH_SECONDS:
+                last_watch = now
+                if problem := watch():
+                    log.write(f"\nkbo: killed: {problem}\n".encode())
+                    return problem
 
 
 def _kill_group(pgid: int) -> None:

@@ -1,198 +1,212 @@
-"""Run a build step in its own namespaces: a clean root via pivot_root, a fresh /proc,
-no network unless the recipe asks for one, and an unprivileged build user.
+"""Run a build step in its own namespaces, without root: bubblewrap (``bwrap``).
 
-``wrap(argv, spec)`` returns the argv that does it: util-linux ``unshare`` creates the
-namespaces, then this module, run as the new PID 1, assembles the root and execs the
-step. When the step ends, the kernel kills everything left in its PID namespace.
+Why bwrap rather than kbo's own code: it is small, well kept and what Flatpak relies on,
+and it gets the hard parts right in one place: a user namespace so no step ever holds
+a capability on the host, ``no_new_privs``, every capability dropped, a fresh /dev
+(``nodev``, the usual devices only), a read-only /proc/sys, a new session (no
+TIOCSTI), and ``--die-with-parent``, so a step dies with the worker however it dies.
+When the PID namespace's first process ends, the kernel kills the rest: nothing a step
+starts outlives it.
 
-The root is either assembled from the host (read-only /usr and /etc, kbo's own config
-masked, no /root) or an emulated chroot from mmdebstrap. Trees shared between jobs
-(the prepared source, the chroot) are mounted as overlays, so a build never changes
-them.
+What the step sees:
+- ``/usr`` and the rest of the host's system read-only, or a qemu chroot read-only;
+- an ``/etc`` of kbo's making: ``passwd``, ``group`` and ``hosts`` for the build user,
+  plus an explicit allow-list of host files the toolchains read (``ETC_FROM_HOST``);
+- its job's directory at ``/build`` (writable), fresh tmpfs ``/tmp`` and ``/var/tmp``,
+  and the read-only binds its caller names; nothing else of the host.
+
+A shared tree that a step may change but must not change for others (the prepared
+source) is an overlay. bwrap 0.8 (bookworm) cannot mount one, so ``unshare`` first
+makes a user and mount namespace where the worker may mount it, and bwrap runs inside.
+The limits ride on ``prlimit``: memory per process, processes, file size.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import subprocess
+import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
-    1,
-    2,
-    4,
-    32,
-    4096,
-    16384,
-    1 << 18,
-)
-MNT_DETACH = 2
-DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# The build's identity inside its namespace; it maps to the worker's own user outside.
+BUILD_USER, BUILD_UID = "kbo-build", 1000
 HOST_TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-MASKED = ("/etc/kbo",)
+# What toolchains read from the host's /etc, and nothing more: no config, no secrets.
+ETC_FROM_HOST = (
+    "alternatives",
+    "dpkg",
+    "debian_version",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "os-release",
+    "perl",
+    "python3",
+    "python3.11",
+)
+OVERLAY_HELPER = Path(__file__).with_name("mount_overlays.py")
 
 
 @dataclass(frozen=True)
 class Overlay:
+    """``lower`` seen at ``target`` with changes going to ``upper``; ``merged`` is where
+    the worker mounts it first (a directory of its own, outside the step's reach)."""
+
     lower: str
     upper: str
     work: str
+    merged: str
     target: str
 
 
 @dataclass(frozen=True)
+class Limits:
+    memory_bytes: int  # address space, per process
+    processes: int
+    file_bytes: int  # largest file a step may write
+
+
+@dataclass(frozen=True)
 class Spec:
-    staging: str
-    chroot: Overlay | None = None
+    etc: str  # the worker's synthesized /etc files (passwd, group, hosts)
+    chroot: str | None = None  # a foreign-arch root, read-only; None: the host's
     overlays: tuple[Overlay, ...] = ()
-    binds: tuple[tuple[str, str, bool], ...] = ()
+    binds: tuple[tuple[str, str, bool], ...] = ()  # (host path, target, writable)
     network: bool = False
-    uid: int | None = None
-    gid: int | None = None
     workdir: str = "/build"
     env: dict[str, str] = field(default_factory=dict)
+    limits: Limits | None = None
 
 
 def wrap(argv: list[str], spec: Spec) -> list[str]:
-    namespaces = ["--mount", "--pid", "--fork", "--ipc", "--uts"]
-    if not spec.network:
-        namespaces.append("--net")
-    return [
-        "unshare",
-        *namespaces,
-        "--",
-        sys.executable,
-        "-m",
-        "kbo.workers.sandbox",
-        json.dumps(asdict(spec)),
-        *argv,
+    """The argv that runs ``argv`` as the step ``spec`` describes."""
+    command = [*_bwrap(spec), "--", *argv]
+    if spec.overlays:
+        command = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--",
+            sys.executable,
+            "-I",
+            "-S",
+            str(OVERLAY_HELPER),
+            *_overlay_args(spec.overlays),
+            "--",
+            *command,
+        ]
+    if spec.limits:
+        command = [
+            "prlimit",
+            f"--as={spec.limits.memory_bytes}",
+            f"--nproc={spec.limits.processes}",
+            f"--fsize={spec.limits.file_bytes}",
+            "--",
+            *command,
+        ]
+    return command
+
+
+def _bwrap(spec: Spec) -> list[str]:
+    args = [
+        "bwrap",
+        "--unshare-all",
+        *(["--share-net"] if spec.network else []),
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        str(BUILD_UID),
+        "--gid",
+        str(BUILD_UID),
+        "--hostname",
+        "kbo-build",
     ]
+    if spec.chroot:
+        args += ["--ro-bind", spec.chroot, "/"]
+    else:
+        args += _host_root()
+    args += [
+        "--ro-bind",
+        f"{spec.etc}/passwd",
+        "/etc/passwd",
+        "--ro-bind",
+        f"{spec.etc}/group",
+        "/etc/group",
+        "--ro-bind",
+        f"{spec.etc}/hosts",
+        "/etc/hosts",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",  # noqa: S108 (a fresh tmpfs inside the sandbox)
+        "--tmpfs",
+        "/var/tmp",  # noqa: S108 (likewise)
+    ]
+    for source, target, writable in spec.binds:
+        args += ["--bind" if writable else "--ro-bind", source, target]
+    for overlay in spec.overlays:
+        args += ["--bind", overlay.merged, overlay.target]
+    args += ["--chdir", spec.workdir, "--clearenv"]
+    for key, value in sorted(spec.env.items()):
+        args += ["--setenv", key, value]
+    return args
 
 
-# -- inside the namespaces -------------------------------------------------------------
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(
-    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
-) -> None:
-    if _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
-
-
-def _b(text: str | None) -> bytes | None:
-    return None if text is None else text.encode()
-
-
-def _bind(source: str, target: str, writable: bool) -> None:
-    _mount(source, target, None, MS_BIND | MS_REC)
-    if not writable:
-        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
-
-
-def _overlay(overlay: Overlay, root: str) -> None:
-    target = root + overlay.target
-    os.makedirs(target, exist_ok=True)
-    _mount(
-        "overlay",
-        target,
-        "overlay",
-        0,
-        f"lowerdir={overlay.lower},upperdir={overlay.upper},workdir={overlay.work}",
-    )
-
-
-def _host_root(root: str) -> None:
+def _host_root() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
     for name in HOST_TOP_LEVEL:
         path = f"/{name}"
         if os.path.islink(path):
-            os.symlink(os.readlink(path), f"{root}{path}")
+            args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
-            os.mkdir(f"{root}{path}")
-            _bind(path, f"{root}{path}", False)
-    for path in ("/usr", "/etc", "/var/lib/dpkg"):
-        os.makedirs(f"{root}{path}", exist_ok=True)
-        _bind(path, f"{root}{path}", False)
-    for path in MASKED:
-        if os.path.isdir(path):
-            _mount("tmpfs", f"{root}{path}", "tmpfs", MS_NOSUID | MS_NODEV, "size=4k")
+            args += ["--ro-bind", path, path]
+    args += ["--ro-bind", "/var/lib/dpkg", "/var/lib/dpkg", "--dir", "/etc"]
+    for name in ETC_FROM_HOST:
+        path = f"/etc/{name}"
+        if os.path.lexists(path):
+            args += ["--ro-bind", path, path]
+    return args
 
 
-def _devices(root: str) -> None:
-    dev = f"{root}/dev"
-    os.makedirs(dev, exist_ok=True)
-    _mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=64k")
-    for name in DEVICES:
-        if os.path.exists(f"/dev/{name}"):
-            Path(f"{dev}/{name}").touch()
-            _bind(f"/dev/{name}", f"{dev}/{name}", True)
-    for name, target in (
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ):
-        os.symlink(target, f"{dev}/{name}")
-    os.makedirs(f"{dev}/shm")
-    _mount("tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+def _overlay_args(overlays: tuple[Overlay, ...]) -> list[str]:
+    paths = [(o.lower, o.upper, o.work, o.merged) for o in overlays]
+    for path in (p for group in paths for p in group):
+        if any(c in path for c in ":,\n"):  # the overlay's option syntax cannot quote them
+            raise ValueError(f"cannot overlay {path!r}: ':' and ',' are not allowed there")
+    return [":".join(group) for group in paths]
 
 
-def enter(spec: Spec) -> None:
-    """Assemble the root at ``spec.staging`` and pivot into it. Runs as root, in the ns."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    root = spec.staging
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID, "mode=755")
-    if spec.chroot:
-        _overlay(Overlay(spec.chroot.lower, spec.chroot.upper, spec.chroot.work, ""), root)
-    else:
-        _host_root(root)
-    _devices(root)
-    for path in ("/proc", "/tmp", "/var/tmp", "/build"):  # noqa: S108 (inside the new root)
-        os.makedirs(f"{root}{path}", exist_ok=True)
-    _mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV)
-    for path in ("/tmp", "/var/tmp"):  # noqa: S108 (fresh tmpfs in the new root)
-        _mount("tmpfs", f"{root}{path}", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    for source, target, writable in spec.binds:
-        os.makedirs(f"{root}{target}", exist_ok=True)
-        _bind(source, f"{root}{target}", writable)
-    for overlay in spec.overlays:
-        _overlay(overlay, root)
-    os.makedirs(f"{root}/.old-root")
-    subprocess.run(["pivot_root", root, f"{root}/.old-root"], check=True)
-    os.chdir("/")
-    if _libc.umount2(b"/.old-root", MNT_DETACH) != 0:
-        raise OSError(ctypes.get_errno(), "umount the old root")
-    os.rmdir("/.old-root")
-    _libc.sethostname(b"kbo-build", 9)
+def write_etc(directory: Path) -> Path:
+    """The /etc files every step gets: the build user, its group, and localhost."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "passwd": (
+            "root:x:0:0:root:/root:/bin/sh\n"
+            f"{BUILD_USER}:x:{BUILD_UID}:{BUILD_UID}:kbo build:/build:/bin/sh\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        ),
+        "group": f"root:x:0:\n{BUILD_USER}:x:{BUILD_UID}:\nnogroup:x:65534:\n",
+        "hosts": "127.0.0.1 localhost kbo-build\n::1 localhost ip6-localhost\n",
+    }
+    for name, text in files.items():
+        path = directory / name
+        if not path.is_file() or path.read_text() != text:
+            temporary = directory / f".{name}.new"
+            temporary.write_text(text)
+            temporary.chmod(0o644)
+            temporary.replace(path)
+    return directory
 
 
-def main(argv: list[str]) -> None:
-    spec_data = json.loads(argv[0])
-    for key in ("chroot",):
-        if spec_data[key]:
-            spec_data[key] = Overlay(**spec_data[key])
-    spec_data["overlays"] = tuple(Overlay(**o) for o in spec_data["overlays"])
-    spec_data["binds"] = tuple(tuple(b) for b in spec_data["binds"])
-    spec = Spec(**spec_data)
-    try:
-        enter(spec)
-        if spec.gid is not None:
-            os.setgroups([])
-            os.setgid(spec.gid)
-        if spec.uid is not None:
-            os.setuid(spec.uid)
-        os.chdir(spec.workdir)
-    except OSError as e:
-        print(f"kbo sandbox: {e}", file=sys.stderr, flush=True)
-        sys.exit(125)
-    os.execvpe(argv[1], argv[1:], spec.env)  # noqa: S606 (an argv list, by design)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+def problem() -> str | None:
+    """Why this host cannot run sandboxed steps as this user, or None when it can."""
+    missing = [tool for tool in ("bwrap", "unshare", "prlimit") if shutil.which(tool) is None]
+    if missing:
+        return f"{', '.join(missing)} missing (apt-get install bubblewrap util-linux)"
+    return None

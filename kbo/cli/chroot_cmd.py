@@ -25,10 +25,12 @@ def register(verbs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kbo import arches
+    from kbo.workers import privileges
     from kbo.workers.executors.qemu import chroot_path, ensure_chroot
 
     config = load_config(args.config)
     info = arches.load(args.arch)
+    privileges.become_worker_user(config)  # the chroot is the worker's, made without root
     print(f"chroot for {info.name}: {chroot_path(info, config)}", flush=True)
     root = ensure_chroot(info, config, sys.stdout.buffer, rebuild=args.rebuild)
     print(f"ready: {root}")

@@ -75,7 +75,7 @@ SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/s
 
 def system_path(path: str) -> str:
     """PATH with the system directories added: a worker started from cron (PATH=/usr/bin:/bin)
-    still finds pivot_root, which util-linux puts in /usr/sbin."""
+    still finds what it runs from /usr/sbin."""
     parts = [p for p in path.split(":") if p]
     return ":".join(parts + [d for d in SYSTEM_PATH if d not in parts])
 
@@ -83,7 +83,7 @@ def system_path(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from kbo import messaging
     from kbo.messaging.app import build_queue, make_app
-    from kbo.workers import build
+    from kbo.workers import build, privileges
 
     config = load_config(args.config)
     setup_logging()
@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     served = capabilities(None if args.auto else list(split_globs(args.arch)), args.unchecked)
     if not served:
         raise UserError("this host can build no arch (see `kbo arches`)")
-    app = make_app(config)
+    app = make_app(config)  # first: as root, it shares embedded mode's message folders
+    privileges.become_worker_user(config)
+    privileges.check_sandbox(config)
     messaging.check_broker(app)
     if args.executor:
         served = [

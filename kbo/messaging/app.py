@@ -8,6 +8,8 @@ is kbo's SQLite state.
 
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
 
 from celery import Celery
@@ -37,13 +39,14 @@ def make_app(config: Config) -> Celery:
     app = Celery("kbo", set_as_current=False)
     transport_options: dict[str, object] = {"visibility_timeout": config.visibility_timeout}
     if config.embedded:
+        group = _worker_group(config)
         broker = "filesystem://"
-        backend = f"{ATOMIC_BACKEND}+file://{_dir(config.state_path / 'results')}"
-        folder = str(_dir(config.state_path / "broker"))
+        backend = f"{ATOMIC_BACKEND}+file://{_dir(config.state_path / 'results', group)}"
+        folder = str(_dir(config.state_path / "broker", group))
         transport_options |= {
             "data_folder_in": folder,
             "data_folder_out": folder,
-            "control_folder": str(_dir(config.state_path / "broker-control")),
+            "control_folder": str(_dir(config.state_path / "broker-control", group)),
             "polling_interval": 0.05,
         }
     else:
@@ -97,9 +100,30 @@ def snapshot_schedule(config: Config) -> float | crontab:
     )
 
 
-def _dir(path: Path) -> Path:
+def _worker_group(config: Config) -> int | None:
+    """Run as root, embedded mode shares its message files with the worker, which runs
+    as ``worker_user``: its group may write them (set-group-id folders, umask 002)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        gid = pwd.getpwnam(config.worker_user).pw_gid
+    except KeyError:
+        return None  # the worker refuses to start, and says why
+    os.umask(0o002)
+    return gid
+
+
+def _dir(path: Path, group: int | None = None) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
+        if group is not None:
+            os.chown(path, 0, group)
+            path.chmod(0o2775)
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        os.chown(entry.path, 0, group, follow_symlinks=False)
+                        os.chmod(entry.path, 0o664, follow_symlinks=False)
     except OSError as e:
         raise UserError(f"cannot create the directory: {e.strerror}", str(path)) from None
     return path

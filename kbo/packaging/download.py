@@ -1,6 +1,7 @@
 """Download a file once per host: resumable, with progress, checked against its .dsc.
 
-Cached under ``<state_dir>/cache/downloads/<sha256>/<name>``, keyed by name and checksum.
+Cached under ``<state_dir>/cache/downloads/<sha256>/<name>``, keyed by name and checksum,
+and checked against that checksum again every time it is used.
 """
 
 from __future__ import annotations
@@ -44,8 +45,12 @@ def fetch(
     """The cached file for ``url``; downloaded (or resumed) first when missing."""
     if expected is not None and expected.sha256:
         cached = cache / expected.sha256 / name
-        if cached.exists():
-            return cached
+        if cached.is_file():
+            # Checked at every use: a damaged or altered cache is fetched again.
+            if sha256_of(cached) == expected.sha256:
+                return cached
+            progress(f"the cached {name} does not match its SHA-256: fetching it again")
+            cached.unlink()
     partial = cache / "partial" / name
     partial.parent.mkdir(parents=True, exist_ok=True)
     _download(url, partial, expected, progress)

@@ -24,9 +24,12 @@ def source_id(source: str) -> str:
     return source if is_url(source) else str(Path(source).expanduser().resolve())
 
 
-def local_repository(source: str, config: Config, *, fetch: bool = True) -> Path:
-    """A local git repository for SOURCE: the path itself, or a mirror of the URL, fetched
-    now unless ``fetch`` is False and a mirror exists."""
+def local_repository(
+    source: str, config: Config, *, fetch: bool = True, mirrors: Path | None = None
+) -> Path:
+    """A local git repository for SOURCE: the path itself, or a mirror of the URL (under
+    ``mirrors``, by default the state directory's), fetched now unless ``fetch`` is False
+    and a mirror exists."""
     if not is_url(source):
         path = Path(source).expanduser()
         if not path.exists():
@@ -34,8 +37,8 @@ def local_repository(source: str, config: Config, *, fetch: bool = True) -> Path
         if not is_repository(path):
             raise UserError("not a git repository", source)
         return path
-    mirror = (
-        config.state_path / "repos" / (hashlib.sha256(source.encode()).hexdigest()[:16] + ".git")
+    mirror = (mirrors or config.state_path / "repos") / (
+        hashlib.sha256(source.encode()).hexdigest()[:16] + ".git"
     )
     if not mirror.exists():
         _git_network(["git", "clone", "--quiet", "--mirror", "--", source, str(mirror)], source)
@@ -61,6 +64,15 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> subprocess.Compl
         )
     except FileNotFoundError:
         raise InfraError("git is not installed") from None
+
+
+def is_ancestor(repo: Path, commit: str, rev: str) -> bool:
+    """Whether ``commit`` is ``rev`` or one of its ancestors."""
+    tip = _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+    if tip.returncode != 0:
+        return False
+    found = _git(repo, "merge-base", "--is-ancestor", commit, tip.stdout.decode().strip())
+    return found.returncode == 0
 
 
 def is_repository(path: Path) -> bool:

@@ -13,7 +13,6 @@ from typing import BinaryIO
 from kbo.arches import ArchInfo
 from kbo.config import Config
 from kbo.errors import KboError
-from kbo.workers.sandbox import Overlay
 
 
 class ExecutorError(KboError):
@@ -25,7 +24,7 @@ class Execution:
     name: str
     cross_prefix: str = ""
     env: dict[str, str] = field(default_factory=dict)
-    chroot: Overlay | None = None
+    chroot: str | None = None  # a foreign-arch root the build sees read-only
 
 
 def prepare_execution(

@@ -1,7 +1,8 @@
 """The qemu executor: a foreign-arch chroot from mmdebstrap, run through qemu-user-static
 and binfmt_misc (or by the host kernel itself, for i386 on amd64). The chroot is made
-once per (arch, suite), cached, and shared read-only: each job writes to an overlay of
-its own. ``kbo chroot ARCH --rebuild`` makes it anew.
+once per (arch, suite), without root (mmdebstrap's unshare mode, which needs subordinate
+ids for the worker's user), cached, and shared read-only: builds write only to /build
+and /tmp. ``kbo chroot ARCH --rebuild`` makes it anew.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from kbo.packaging import dpkg_arch
 from kbo.workers import runner
 from kbo.workers.capabilities import BINFMT_MISC, RUN_BY_HOST_KERNEL, binfmt_problem
 from kbo.workers.executors import Execution, ExecutorError
-from kbo.workers.sandbox import Overlay
 
 # What a kernel build needs inside the chroot, beyond the buildd variant.
 CHROOT_PACKAGES = (
@@ -51,20 +51,12 @@ def execution(
     if not run_by_host and (problem := binfmt_problem(binfmt_dir, info.qemu_user)) is not None:
         raise ExecutorError(problem)
     root = ensure_chroot(info, config, log)
-    upper, work = job_dir / ".kbo" / "chroot-upper", job_dir / ".kbo" / "chroot-work"
-    upper.mkdir(parents=True)
-    work.mkdir(parents=True)
-    return Execution(
-        "qemu",
-        "",
-        {"DEB_BUILD_OPTIONS": "nocheck nodoc"},
-        Overlay(str(root), str(upper), str(work), ""),
-    )
+    return Execution("qemu", "", {"DEB_BUILD_OPTIONS": "nocheck nodoc"}, str(root))
 
 
 def chroot_path(info: ArchInfo, config: Config) -> Path:
     suite = info.chroot.suite if info.chroot else "none"
-    return config.cache_path / "chroots" / f"{info.name}-{suite}"
+    return config.cache_path / "chroots" / f"{info.name}-{suite}-unshare"
 
 
 def ensure_chroot(info: ArchInfo, config: Config, log: BinaryIO, rebuild: bool = False) -> Path:
@@ -82,19 +74,29 @@ def ensure_chroot(info: ArchInfo, config: Config, log: BinaryIO, rebuild: bool =
             return root
         stamp.unlink(missing_ok=True)
         shutil.rmtree(root, ignore_errors=True)
+        tarball = root.parent / f"{root.name}.tar"
         argv = [
             "mmdebstrap",
-            "--mode=root",
+            "--mode=unshare",
             "--variant=buildd",
             f"--arch={info.name}",
             f"--keyring={info.chroot.keyring}",
             f"--include={','.join(CHROOT_PACKAGES)}",
+            # The sandbox binds the job's directory here; a read-only root cannot make it.
+            '--customize-hook=mkdir -p "$1/build"',
             info.chroot.suite,
-            str(root),
+            str(tarball),
             info.chroot.mirror,
         ]
         log.write(f"kbo: making the {info.name} chroot with mmdebstrap\n".encode())
         result = runner.run(argv, log=log, timeout=CHROOT_TIMEOUT, no_output_timeout=1200)
+        if result.ok:
+            # Unpacked as the worker's user: the chroot's files become the worker's own,
+            # device nodes are left out (the sandbox brings its own /dev).
+            root.mkdir()
+            argv = ["tar", "-x", "-f", str(tarball), "-C", str(root), "--exclude=./dev/*"]
+            result = runner.run(argv, log=log, timeout=CHROOT_TIMEOUT, no_output_timeout=1200)
+        tarball.unlink(missing_ok=True)
         if not result.ok:
             shutil.rmtree(root, ignore_errors=True)
             raise ExecutorError(f"mmdebstrap for {info.name} {result.describe()}")
