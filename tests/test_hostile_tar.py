@@ -2,8 +2,9 @@
 it into: not by a member's name, not by a link, not by a chain of links that each look
 harmless on their own. Each is refused in one line naming the member.
 
-``unpack_debian`` (``kbo import-dsc`` and ``kbo matrix`` of a .dsc) is tested on real
-tarballs.
+Both places that unpack such data are tested: ``unpack_debian`` (``kbo import-dsc`` and
+``kbo matrix`` of a .dsc) on real tarballs, and the worker's export of ``debian/`` on
+real git repositories.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from kbo.errors import UserError
+from kbo.errors import KboError, UserError
+from kbo.packaging import safe_tar
 from kbo.packaging.dsc import unpack_debian
-from tests.conftest import LINUX_61, RunKbo
+from kbo.workers.prepared_tree import _export_debian
+from tests.conftest import LINUX_61, RunKbo, git
 
 # The newest entry of a real changelog.
 CHANGELOG = (LINUX_61 / "debian/changelog").read_bytes().split(b"\n\nlinux (")[0] + b"\n"
@@ -218,3 +221,110 @@ def dsc_for(tarball: Path) -> Path:
         f"Files:\n {md5} {len(data)} {tarball.name}\n"
     )
     return dsc
+
+
+# -- the worker's export of debian/ from a packaging repository -------------------------
+
+
+def commit_links(repo: Path, links: dict[str, str], files: dict[str, bytes]) -> str:
+    """A real git repository whose one commit holds ``files`` and ``links`` (symlinks,
+    committed as they are: git never follows them)."""
+    repo.mkdir()
+    for name, data in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes(data)
+    for name, target in links.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).symlink_to(target)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "hostile packaging")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def test_export_refuses_a_changelog_reaching_etc_through_chained_symlinks(
+    tmp_path: Path,
+) -> None:
+    """Before: every link passed the textual check, and debian/changelog was read from
+    /etc/hostname."""
+    links = {info.name: info.linkname for info, _ in chain(DEEP)}
+    links["debian/changelog"] = "d/" * DEEP + "s/etc/hostname"
+    repo = tmp_path / "linux"
+    commit = commit_links(repo, links, {"debian/rules": b"#!/usr/bin/make -f\n"})
+    assert (repo / "debian/changelog").resolve() == Path("/etc/hostname")  # the trap is real
+    src = tmp_path / "prepared" / "src"
+    src.mkdir(parents=True)
+    with pytest.raises(UserError) as refused:
+        _export_debian(repo, commit, src)
+    assert str(refused.value) == (
+        f"{repo} at {commit[:12]}: refusing symlink debian/changelog -> "
+        f"{links['debian/changelog']}: leaves debian/"
+    )
+    assert tree(tmp_path / "prepared") == {"src"}
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("debian/changelog", "/etc/hostname"),
+        ("debian/changelog", "../../../../../../../../../../etc/hostname"),
+        ("debian/changelog", "../src/../debian/../../changelog"),
+    ],
+)
+def test_export_refuses_a_symlink_out_of_debian(tmp_path: Path, link: str, target: str) -> None:
+    repo = tmp_path / "linux"
+    commit = commit_links(repo, {link: target}, {"debian/rules": b"#!/usr/bin/make -f\n"})
+    (tmp_path / "src").mkdir()
+    with pytest.raises(UserError, match=f"refusing symlink {link} -> {target}: leaves debian/"):
+        _export_debian(repo, commit, tmp_path / "src")
+    assert tree(tmp_path / "src") == set()
+
+
+def test_export_of_real_packaging_keeps_its_links_and_times(tmp_path: Path) -> None:
+    repo = tmp_path / "linux"
+    commit = commit_links(
+        repo,
+        {"debian/bin/debian_linux": "../lib/python/debian_linux"},
+        {
+            "debian/changelog": CHANGELOG,
+            "debian/lib/python/debian_linux/__init__.py": b"# kbo\n",
+            "debian/rules": b"#!/usr/bin/make -f\n",
+        },
+    )
+    (repo / "debian/rules").chmod(0o755)
+    git(repo, "commit", "-q", "-am", "rules: executable")
+    commit = git(repo, "rev-parse", "HEAD")
+    src = tmp_path / "src"
+    src.mkdir()
+    _export_debian(repo, commit, src)
+    debian = src / "debian"
+    assert (debian / "bin/debian_linux/__init__.py").read_bytes() == b"# kbo\n"
+    assert os.access(debian / "rules", os.X_OK)
+    assert safe_tar.read_inside(src, "debian/changelog", "here") == CHANGELOG
+    when = int(git(repo, "log", "-1", "--format=%ct"))
+    # Every file dated as the commit, as git archive dates them: make sees none as newer.
+    assert {int(p.lstat().st_mtime) for p in debian.rglob("*") if not p.is_symlink()} == {when}
+
+
+def test_reading_the_changelog_does_not_follow_a_symlink_out(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "debian").mkdir(parents=True)
+    (tmp_path / "secret").write_bytes(b"root only\n")
+    (src / "debian/changelog").symlink_to("../../secret")
+    with pytest.raises(UserError, match="refusing debian/changelog: it leads out of"):
+        safe_tar.read_inside(src, "debian/changelog", "here")
+    (src / "debian/changelog").unlink()
+    os.mkfifo(src / "debian/changelog")
+    with pytest.raises(UserError, match="refusing debian/changelog: not a regular file"):
+        safe_tar.read_inside(src, "debian/changelog", "here")
+
+
+def test_export_refuses_what_git_archive_never_makes(tmp_path: Path) -> None:
+    """A device in the tar stream (a hostile ``git`` could send one) is refused, not
+    skipped: the export, unlike a .dsc, has no reason to hold one."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.addfile(*member("debian/null", tarfile.CHRTYPE))
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as tar, pytest.raises(KboError, match="a device"):
+        safe_tar.extract(tar, tmp_path, "here", within="debian")
