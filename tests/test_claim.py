@@ -1,9 +1,10 @@
 """A worker takes the coordinator's reply to a claim as it would take user input: a
-forged or garbled one is refused in one line naming its field."""
+forged or garbled one builds nothing and writes nothing, and says why in one line."""
 
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from kbo.config import Config
 from kbo.messaging.app import make_app
+from kbo.workers import build
 from kbo.workers.claim import MAX_LEASE_SECONDS, BadClaim, checked_claim
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -198,3 +200,41 @@ def test_the_coordinators_own_reply_passes(tmp_path: Path) -> None:
     assert claim.job is not None and claim.job["attempt"] == 1
     again = checked_claim(coordinator.claim(attempt, "token", "w", "h"))
     assert again.job is None and "is running, not queued" in again.reason
+
+
+class _Recorder:
+    """Stands in for the broker: the forged reply to the claim, and every send kept."""
+
+    def __init__(self, reply: object) -> None:
+        self.reply, self.sent = reply, []
+
+    def call(self, app: object, task: str, *args: object, **kw: object) -> object:
+        assert task == "kbo.claim"
+        return self.reply
+
+    def send(self, app: object, task: str, *args: object, **kw: object) -> str:
+        self.sent.append(task)
+        return "id"
+
+
+@pytest.mark.parametrize("case", ["arch-path-traversal", "commit-head", "job-not-a-dict"])
+def test_the_worker_builds_nothing_and_writes_nothing_for_a_forged_reply(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+) -> None:
+    broker = _Recorder(FORGED[case][0])
+    monkeypatch.setattr(build.messaging, "call", broker.call)
+    monkeypatch.setattr(build.messaging, "send", broker.send)
+    config = Config(state_dir=str(tmp_path / "state"), cache_dir=str(tmp_path / "cache"))
+    with caplog.at_level(logging.INFO, logger="kbo.worker"):
+        build.BuildAttempt(object(), config, 42, "token", "worker@host").run()  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []  # no state, log, job or cache directory
+    assert broker.sent == []  # no heartbeat, no report of a build that never was
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage().startswith(
+        f"attempt 42: nothing built: the coordinator's reply to a claim: {FORGED[case][1]}"
+    )
+    assert len(record.getMessage().splitlines()) == 1
