@@ -40,6 +40,7 @@ from kbo.workers import (
     smoke,
     worker_paths,
 )
+from kbo.workers.claim import BadClaim, checked_claim
 from kbo.workers.executors import Execution, prepare_execution
 from kbo.workers.first_error import first_error
 from kbo.workers.worker_paths import worker_dir
@@ -92,18 +93,21 @@ class BuildAttempt:
         self._wake = threading.Event()
 
     def run(self) -> None:
-        claim = messaging.call(
+        reply = messaging.call(
             self.app, "kbo.claim", self.attempt_id, self.token, self.worker, socket.gethostname()
         )
-        if not claim["accepted"]:
-            log.warning(
-                "attempt %s refused by the coordinator: %s", self.attempt_id, claim["reason"]
-            )
+        try:
+            claim = checked_claim(reply)
+        except BadClaim as e:
+            log.error("attempt %s: nothing built: %s", self.attempt_id, e)
             return
-        job = claim["job"]
+        if claim.job is None:
+            log.warning("attempt %s refused by the coordinator: %s", self.attempt_id, claim.reason)
+            return
+        job = claim.job
         stop = threading.Event()
         heartbeat = threading.Thread(
-            target=self._heartbeat, args=(stop, claim["lease_seconds"] / 3), daemon=True
+            target=self._heartbeat, args=(stop, claim.lease_seconds / 3), daemon=True
         )
         heartbeat.start()
         try:

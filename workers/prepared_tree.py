@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import io
 import os
-import posixpath
 import re
 import shutil
 import stat
@@ -27,8 +26,8 @@ from typing import BinaryIO
 from debian.changelog import Changelog
 
 from kbo.config import Config
-from kbo.errors import InfraError, KboError, UserError
-from kbo.packaging import download, repository
+from kbo.errors import InfraError, KboError
+from kbo.packaging import download, repository, safe_tar
 from kbo.packaging.dsc import DscFile, read_dsc
 from kbo.text import NAME
 from kbo.workers import job_files, runner, sandbox, worker_paths
@@ -167,23 +166,11 @@ def _export_debian(repo: Path, commit: str, dest: Path) -> None:
     )
     if archive.returncode != 0:
         raise InfraError(f"git archive failed: {archive.stderr.decode().strip()}", str(repo))
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if (
-                member.name.startswith("/")
-                or ".." in parts
-                or not (member.isfile() or member.isdir() or member.issym())
-            ):
-                raise UserError(f"refusing unsafe path {member.name!r} in debian/", str(repo))
-            target = posixpath.normpath(
-                posixpath.join(posixpath.dirname(member.name), member.linkname)
-            )
-            if member.issym() and (
-                member.linkname.startswith("/") or not target.startswith("debian/")
-            ):
-                raise UserError(f"refusing symlink {member.name!r} out of debian/", str(repo))
-        tar.extractall(dest)  # noqa: S202 (every member was checked above)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            safe_tar.extract(tar, dest, f"{repo} at {commit[:12]}", within="debian")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise InfraError(f"cannot unpack git archive's debian/: {e}", str(repo)) from None
 
 
 def _run_in_sandbox(

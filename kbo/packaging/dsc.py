@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
-import shutil
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from pathlib import Path
 from debian.deb822 import Dsc
 
 from kbo.errors import UserError
+from kbo.packaging import safe_tar
 
 # A file named in a .dsc must be a plain name in the .dsc's own directory.
 _SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*")
@@ -119,49 +118,13 @@ def unpack_debian(
 
     Every member's name is checked: an absolute path or a ``..`` anywhere in the archive
     refuses the whole tarball, naming the member. Devices are skipped, and so are links
-    unless ``links``; then only symlinks that stay inside ``debian/`` (the kernel's
-    ``debian/bin/debian_linux`` is one). Returns ``dest/debian``.
+    unless ``links``; then only links that stay inside ``debian/`` through any chain of
+    links (the kernel's ``debian/bin/debian_linux`` is one). Returns ``dest/debian``.
     """
-    root = dest / "debian"
     try:
         with tarfile.open(tarball) as tar:
-            for member in tar:
-                _check_member(member.name, tarball)
-                name = member.name.removeprefix("./")
-                if not name.startswith("debian/") or not (
-                    member.isfile() or (links and member.issym())
-                ):
-                    continue
-                relative = name.removeprefix("debian/")
-                parts = relative.split("/")
-                if not want(relative):
-                    continue
-                target = root.joinpath(*parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if member.issym():
-                    _symlink_inside(relative, member.linkname, target, tarball)
-                    continue
-                source = tar.extractfile(member)
-                if source is not None:
-                    with source, target.open("wb") as out:
-                        shutil.copyfileobj(source, out)
-                    target.chmod(0o755 if member.mode & 0o111 else 0o644)
+            return safe_tar.extract(
+                tar, dest, str(tarball), within="debian", want=want, links=links, special="skip"
+            )
     except (tarfile.TarError, EOFError, OSError) as e:
         raise UserError(f"cannot unpack: {e}", str(tarball)) from None
-    return root
-
-
-def _check_member(name: str, tarball: Path) -> None:
-    if name.startswith("/"):
-        raise UserError(f"refusing member {name!r}: an absolute path", str(tarball))
-    if ".." in name.split("/"):
-        raise UserError(f"refusing member {name!r}: '..' leaves the package", str(tarball))
-
-
-def _symlink_inside(relative: str, link: str, target: Path, tarball: Path) -> None:
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), link))
-    if link.startswith("/") or resolved == ".." or resolved.startswith("../"):
-        raise UserError(
-            f"refusing symlink debian/{relative} -> {link}: leaves debian/", str(tarball)
-        )
-    target.symlink_to(link)
