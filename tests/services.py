@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import sqlite3
@@ -15,7 +16,9 @@ from typing import Any
 
 import redis
 
-from tests.conftest import KBO, LINUX_61, ROOT, copy_debian, git
+from kbo.config import load_config
+from kbo.workers.privileges import hand_over
+from tests.conftest import KBO, LINUX_61, ROOT, WORKER_USER, copy_debian, git
 
 
 def free_port() -> int:
@@ -152,10 +155,12 @@ class Cluster:
             check=False,
         )
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, user: str | None = None) -> subprocess.Popen[bytes]:
+        """Start ``kbo ARGS``; as ``user`` (through setpriv) when one is named."""
         log = (self.tmp / f"{name}.log").open("ab")
+        as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
         process = subprocess.Popen(
-            [str(KBO), *args],
+            [*(as_user if user else []), str(KBO), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -168,8 +173,17 @@ class Cluster:
         self.start("coordinator", "coordinator")
         wait_for(lambda: "ready" in self.log("coordinator"), 60, "coordinator ready")
 
-    def start_worker(self, name: str, arches: str, *options: str) -> None:
-        self.start(name, "worker", "--arch", arches, "--name", f"{name}@test", *options)
+    def start_worker(
+        self, name: str, arches: str, *options: str, unprivileged: bool = False
+    ) -> None:
+        """A worker; ``unprivileged`` starts it as the worker user, not as root (which
+        kbo drops from by itself), with its directories handed over first."""
+        user = None
+        if unprivileged:
+            user = WORKER_USER
+            hand_over(load_config(str(self.config)), pwd.getpwnam(user))
+        argv = ["worker", "--arch", arches, "--name", f"{name}@test", *options]
+        self.start(name, *argv, user=user)
         wait_for(lambda: "ready" in self.log(name), 60, f"worker {name} ready")
 
     def kill(self, name: str) -> None:

@@ -1,5 +1,6 @@
 """Real Debian kernel builds on this amd64 host: cross toolchains, QEMU user emulation and
-the real linux 6.1.176 sources from Debian's archive. Minutes, not seconds."""
+the real linux 6.1.176 sources from Debian's archive. Minutes, not seconds. The workers
+run as the unprivileged worker user from the start, as deploy/'s unit runs them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from debian.debfile import DebFile
 
 from kbo.workers.smoke import version_code
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, reachable_by_workers
 from tests.kernel import CACHE, add_breaking_patch, packaging_repo
 from tests.services import Cluster, RedisServer
 
@@ -31,7 +32,7 @@ BUILD_TIMEOUT = 1800
 
 @pytest.fixture(scope="module")
 def kernel_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return packaging_repo(tmp_path_factory.mktemp("packaging") / "linux")
+    return packaging_repo(reachable_by_workers(tmp_path_factory.mktemp("packaging")) / "linux")
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def log_of(job: dict[str, object]) -> str:
 
 
 def test_kbuild_smoke_gives_real_debs_for_alpha_hppa_and_mips(cluster: Cluster) -> None:
-    cluster.start_worker("w-cross", "alpha,hppa,mips")
+    cluster.start_worker("w-cross", "alpha,hppa,mips", unprivileged=True)
     run = cluster.submit(
         "--recipe", "kbuild-smoke", "--arch", "alpha,hppa,mips", "--wait", timeout=BUILD_TIMEOUT
     )
@@ -74,7 +75,7 @@ def test_kbuild_smoke_gives_real_debs_for_alpha_hppa_and_mips(cluster: Cluster) 
 
 
 def test_linux_recipe_setup_stage_for_the_default_flavours(cluster: Cluster) -> None:
-    cluster.start_worker("w-cross", "alpha,hppa,mips")
+    cluster.start_worker("w-cross", "alpha,hppa,mips", unprivileged=True)
     run = cluster.submit(
         "--recipe",
         "linux-setup",
@@ -111,7 +112,7 @@ def test_linux_recipe_setup_stage_for_the_default_flavours(cluster: Cluster) -> 
 
 
 def test_qemu_executor_builds_natively_in_a_mipsel_chroot(cluster: Cluster) -> None:
-    cluster.start_worker("w-qemu", "mipsel", "--executor", "qemu")
+    cluster.start_worker("w-qemu", "mipsel", "--executor", "qemu", unprivileged=True)
     run = cluster.submit(
         "--recipe",
         "linux-setup",
@@ -141,7 +142,7 @@ def test_a_patch_breaking_alpha_fails_alpha_only_and_names_file_and_line(
     cluster = Cluster(tmp_path / "kbo", broker_url=redis_server.url, repo=repo, **REAL)
     try:
         cluster.start_coordinator()
-        cluster.start_worker("w-cross", "alpha,hppa,mips")
+        cluster.start_worker("w-cross", "alpha,hppa,mips", unprivileged=True)
         run = cluster.submit(
             "--recipe", "kbuild-smoke", "--arch", "alpha,hppa,mips", "--wait", timeout=BUILD_TIMEOUT
         )

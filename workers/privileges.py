@@ -34,8 +34,7 @@ def become_worker_user(config: Config) -> None:
         ) from None
     if entry.pw_uid == 0:
         raise UserError("builds never run as root: name an unprivileged user", "worker_user")
-    for path in owned_by_worker(config):
-        _hand_over(path, entry.pw_uid, entry.pw_gid)
+    hand_over(config, entry)
     os.setgroups([])
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
@@ -47,6 +46,12 @@ def become_worker_user(config: Config) -> None:
                 str(needed),
             )
     _own_environment(config)
+
+
+def hand_over(config: Config, user: pwd.struct_passwd) -> None:
+    """Give ``user`` what a worker writes (for a worker started as that user)."""
+    for path in owned_by_worker(config):
+        _hand_over(path, user.pw_uid, user.pw_gid)
 
 
 def _hand_over(path: Path, uid: int, gid: int) -> None:
