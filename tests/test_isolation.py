@@ -136,3 +136,39 @@ def test_no_output_limit_kills_a_silent_step(spec: sandbox.Spec, tmp_path: Path)
         )
     assert result.timed_out == "no output for 2 s"
     assert "killed after 2 s without output" in log.read_text()
+
+
+def test_the_step_holds_no_capability_and_sees_a_minimal_etc(
+    spec: sandbox.Spec, tmp_path: Path
+) -> None:
+    script = (
+        "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; ls /etc; "
+        "grep -E ' /dev ' /proc/self/mounts; "
+        "for f in /proc/sys/kernel/hostname /proc/sysrq-trigger; do "
+        "test -w $f && echo can-write $f; done; echo 1 > /proc/sys/kernel/ns_last_pid"
+    )
+    result, log = run(["sh", "-c", script], spec, tmp_path)
+    assert not result.ok  # /proc/sys cannot be written
+    assert "can-write /proc" not in log
+    unconfined = run(["sh", "-c", script], None, tmp_path)[1]
+    assert "can-write /proc/sys/kernel/hostname" in unconfined  # as root, outside: it can
+    assert "CapEff:\t0000000000000000" in log and "CapBnd:\t0000000000000000" in log
+    assert "NoNewPrivs:\t1" in log
+    listed = set(log.split("NoNewPrivs:\t1\n", 1)[1].split("tmpfs /dev", 1)[0].split())
+    assert listed <= {*sandbox.ETC_FROM_HOST, "passwd", "group", "hosts"}, listed
+    assert {"passwd", "alternatives"} <= listed and "shadow" not in listed
+    mounts = [line.split() for line in log.splitlines() if line.startswith(("tmpfs ", "proc "))]
+    dev = next(m for m in mounts if m[1] == "/dev")
+    assert {"nodev", "nosuid"} <= set(dev[3].split(","))
+
+
+def test_a_worker_that_cannot_sandbox_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kbo.config import Config
+    from kbo.errors import InfraError
+    from kbo.workers.privileges import check_sandbox
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, unshare or prlimit there
+    with pytest.raises(InfraError, match="cannot build unprivileged: bwrap, unshare, prlimit"):
+        check_sandbox(Config(state_dir=str(tmp_path / "state")))

@@ -9,6 +9,7 @@ Nothing is left behind when the import fails.
 from __future__ import annotations
 
 import email.utils
+import os
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +35,10 @@ def import_dsc(dsc_path: Path, dest: Path, branch: str, config: Config) -> str:
     )
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    # mkdtemp's 0700 would keep workers, which run as their own user, out of it.
+    umask = os.umask(0)
+    os.umask(umask)
+    work.chmod(0o777 & ~umask)
     try:
         commit = _commit(info, tarball, work, branch)
         if dest.exists():
