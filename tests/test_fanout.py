@@ -3,6 +3,7 @@ processes: routing, staleness, failures, duplicates, a killed worker, a Redis re
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,33 @@ def test_submitting_twice_enqueues_nothing_new(cluster: Cluster, redis_server: R
     assert "alpha_none_alpha-smp try 1 (attempt 2): succeeded" in cluster.log("coordinator")
     assert len(cluster.query("SELECT * FROM attempts")) == 2
     assert cluster.query("SELECT COUNT(*) FROM runs")[0][0] == 3
+
+
+def test_a_killed_workers_build_dies_with_it_and_its_directory_goes(cluster: Cluster) -> None:
+    """SIGKILL to the worker's process group, as the OOM killer or a crash would: the
+    sandboxed step dies with it (bwrap --die-with-parent), and the next worker on the
+    host removes the dead build's directory."""
+    (cluster.control / "sleep").write_text("2997")
+    cluster.start_coordinator()
+    cluster.start_worker("w1", "alpha")
+    cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+    builds = cluster.tmp / "state" / "worker" / "builds"
+    wait_for(lambda: pgrep("sleep 2997"), 60, "the build's step to run")
+    assert [p.name for p in builds.iterdir()]
+    cluster.kill("w1")
+    wait_for(lambda: not pgrep("sleep 2997"), 10, "the killed worker's build to die")
+    assert [p.name for p in builds.iterdir()]  # left behind by the dead worker
+
+    (cluster.control / "sleep").unlink()
+    cluster.start_worker("w2", "alpha")
+    wait_for(lambda: cluster.query("SELECT * FROM jobs WHERE state = 'succeeded'"), 90, "w2")
+    assert list(builds.iterdir()) == []
+    assert "removed 1 build directories left by a dead worker" in cluster.log("w2")
+
+
+def pgrep(pattern: str) -> str:
+    found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True)
+    return "".join(line for line in found.stdout.splitlines(True) if "pgrep" not in line)
 
 
 def test_killed_worker_job_completes_elsewhere_and_late_reports_are_refused(

@@ -10,13 +10,11 @@ smoke-test cross builds under qemu, clean up.
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import logging
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -160,10 +158,8 @@ class BuildAttempt:
             "artifacts": [],
             "first_error": None,
         }
-        builds = worker_dir(self.config) / "builds"
-        builds.mkdir(parents=True, exist_ok=True)
-        job_root = Path(tempfile.mkdtemp(prefix=f"{_name(job)}-", dir=builds))
-        with log_path.open("wb") as out:
+        job_dir = worker_paths.job_directory(self.config, f"{_name(job)}-")
+        with job_dir as job_root, log_path.open("wb") as out:
             try:
                 result["first_error"] = self._build(job, Workspace(job_root, out), result)
             except (KboError, ValueError, OSError) as e:
@@ -173,7 +169,7 @@ class BuildAttempt:
                 result["outcome"] = "succeeded"
             result["duration"] = round(time.monotonic() - started, 3)
             out.write(f"\nkbo: {result['outcome']} in {result['duration']:.0f} s\n".encode())
-        self._clean(job_root, result["outcome"])
+            self._clean(job_root, result["outcome"])
         result |= _ship_log(log_path)
         return result
 
@@ -358,27 +354,35 @@ class BuildAttempt:
     def _ccache(
         self, job: dict[str, Any], env: dict[str, str], where: Workspace
     ) -> list[tuple[str, str, bool]]:
-        """The compiler cache. Builds of the tracked branch share one, writable; any
-        other commit gets it read-only plus a private one, so a submitted commit cannot
-        plant objects for later builds. The settings file is the worker's, read-only."""
+        """The compiler cache. Builds of the tracked branch share it, writable; any other
+        commit reads it and writes nothing (``CCACHE_READONLY``), so a submitted commit
+        cannot plant objects for later builds. ccache's settings come from the worker's
+        own read-only file, so a ``ccache.conf`` planted in the cache does nothing."""
         cache = self.config.cache_path / "ccache"
         cache.mkdir(parents=True, exist_ok=True)
         settings = worker_dir(self.config) / "ccache.conf"
         if not settings.is_file():
             settings.write_text("max_size = 5G\n")
-        env |= {"CCACHE_CONFIGPATH": "/kbo-ccache.conf", "CCACHE_BASEDIR": "/build"}
-        binds = [(str(settings), "/kbo-ccache.conf", False)]
-        if trusted(self.config, job):
-            env["CCACHE_DIR"] = "/ccache"
-            return [*binds, (str(cache), "/ccache", True)]
-        env |= {"CCACHE_DIR": "/build/.ccache", "CCACHE_REMOTE_STORAGE": "file:/ccache|read-only"}
-        return [*binds, (str(cache), "/ccache", False)]
+        env |= {
+            "CCACHE_CONFIGPATH": "/kbo-ccache.conf",
+            "CCACHE_BASEDIR": "/build",
+            "CCACHE_DIR": "/ccache",
+        }
+        writable = trusted(self.config, job)
+        if not writable:
+            # Its temporary files go to the step's own tmpfs, not the read-only cache.
+            env |= {"CCACHE_READONLY": "1", "CCACHE_NOSTATS": "1", "CCACHE_TEMPDIR": "/tmp"}  # noqa: S108
+        where.log.write(
+            f"kbo: ccache {'shared, writable' if writable else 'read-only'}: this commit is "
+            f"{'' if writable else 'not '}on the tracked branch\n".encode()
+        )
+        return [(str(settings), "/kbo-ccache.conf", False), (str(cache), "/ccache", writable)]
 
     def _clean(self, job_root: Path, outcome: str) -> None:
         if outcome == "failed" and self.config.keep_failed_builds:
             log.info("keeping the failed build directory %s", job_root)
             return
-        remove_tree(job_root)
+        worker_paths.remove_tree(job_root)
 
 
 def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:
@@ -405,21 +409,6 @@ def _disk_problem(root: Path, limit: int) -> str | None:
     if used > limit:
         return f"used more than {limit >> 30} GiB of disk under the job directory"
     return None
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a job directory whatever modes the build left on it."""
-
-    def writable_and_retry(function: Any, name: str, _: Any) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(name), 0o700)
-            if os.path.isdir(name) and not os.path.islink(name):
-                os.chmod(name, 0o700)
-                shutil.rmtree(name, ignore_errors=True)
-            else:
-                function(name)
-
-    shutil.rmtree(path, onerror=writable_and_retry)
 
 
 def _ship_log(path: Path) -> dict[str, Any]:

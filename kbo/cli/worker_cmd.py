@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 from dataclasses import replace
@@ -83,7 +84,7 @@ def system_path(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from kbo import messaging
     from kbo.messaging.app import build_queue, make_app
-    from kbo.workers import build, privileges
+    from kbo.workers import build, privileges, worker_paths
 
     config = load_config(args.config)
     setup_logging()
@@ -94,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     app = make_app(config)  # first: as root, it shares embedded mode's message folders
     privileges.become_worker_user(config)
     privileges.check_sandbox(config)
+    if removed := worker_paths.remove_orphans(config):
+        logging.getLogger("kbo.worker").info(
+            "removed %d build directories left by a dead worker", len(removed)
+        )
     messaging.check_broker(app)
     if args.executor:
         served = [
