@@ -62,6 +62,7 @@ def report(label: str, seconds: float, steps: dict[str, float]) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kbo-bench-builds-") as tmp_name:
         tmp = Path(tmp_name)
+        tmp.chmod(0o711)  # the worker runs as its own user, and reads the repository here
         redis_server = RedisServer(tmp / "redis")
         redis_server.start()
         repo = packaging_repo(tmp / "linux")

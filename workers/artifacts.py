@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,9 @@ class Artifact:
 def collect(build_dir: Path, store: Path) -> list[Artifact]:
     """Copy the build's packages and upload files to ``store`` and describe them."""
     found = []
-    for name in job_files.regular_files(build_dir):
+    # Every name that looks like a package is opened, so a symlink, FIFO or device
+    # under such a name fails the build, saying so, rather than passing unseen.
+    for name in sorted(os.listdir(build_dir)):
         if not name.endswith(SUFFIXES):
             continue
         store.mkdir(parents=True, exist_ok=True)

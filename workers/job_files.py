@@ -9,6 +9,7 @@ opened relative to the one before with ``O_NOFOLLOW``, the file must be a regula
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ def open_regular(root: Path, relative: str, limit: int) -> Iterator[BinaryIO]:
                 dir_fd=directory,
             )
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafeFile(f"{relative} is a symlink, not a regular file") from None
             raise UnsafeFile(f"{relative}: cannot open it safely ({e.strerror})") from None
     finally:
         os.close(directory)
@@ -77,13 +80,6 @@ def is_regular(root: Path, relative: str) -> bool:
 def read_text(root: Path, relative: str, limit: int = 4 << 20) -> str:
     with open_regular(root, relative, limit) as f:
         return f.read(limit + 1).decode("utf-8", errors="replace")
-
-
-def regular_files(directory: Path) -> list[str]:
-    """Names of the regular files directly in ``directory`` (symlinks, FIFOs, devices and
-    subdirectories left out), sorted."""
-    with os.scandir(directory) as entries:
-        return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
 
 
 def disk_usage(directory: Path) -> int:
