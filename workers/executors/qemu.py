@@ -71,7 +71,7 @@ def ensure_chroot(info: ArchInfo, config: Config, log: BinaryIO, rebuild: bool =
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = root.parent / f"{root.name}.ready"
         if stamp.exists() and not rebuild:
-            return root
+            return _with_mount_points(root)
         stamp.unlink(missing_ok=True)
         shutil.rmtree(root, ignore_errors=True)
         tarball = root.parent / f"{root.name}.tar"
@@ -82,8 +82,6 @@ def ensure_chroot(info: ArchInfo, config: Config, log: BinaryIO, rebuild: bool =
             f"--arch={info.name}",
             f"--keyring={info.chroot.keyring}",
             f"--include={','.join(CHROOT_PACKAGES)}",
-            # The sandbox binds the job's directory here; a read-only root cannot make it.
-            '--customize-hook=mkdir -p "$1/build"',
             info.chroot.suite,
             str(tarball),
             info.chroot.mirror,
@@ -101,4 +99,12 @@ def ensure_chroot(info: ArchInfo, config: Config, log: BinaryIO, rebuild: bool =
             shutil.rmtree(root, ignore_errors=True)
             raise ExecutorError(f"mmdebstrap for {info.name} {result.describe()}")
         stamp.touch()
-        return root
+        return _with_mount_points(root)
+
+
+def _with_mount_points(root: Path) -> Path:
+    """What the sandbox mounts over must exist in the chroot: it is read-only there."""
+    (root / "build").mkdir(exist_ok=True)
+    for name in ("passwd", "group", "hosts"):
+        (root / "etc" / name).touch(exist_ok=True)
+    return root
