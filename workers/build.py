@@ -381,6 +381,7 @@ class BuildAttempt:
     def _clean(self, job_root: Path, outcome: str) -> None:
         if outcome == "failed" and self.config.keep_failed_builds:
             log.info("keeping the failed build directory %s", job_root)
+            (job_root / worker_paths.KEPT).touch()
             return
         worker_paths.remove_tree(job_root)
 

@@ -17,6 +17,7 @@ from kbo.config import Config
 
 # A job directory with no lock older than this is left over from a dead worker.
 ORPHAN_SECONDS = 60
+KEPT = ".kept"  # a failed build kept for inspection (keep_failed_builds): not an orphan
 
 
 def worker_dir(config: Config) -> Path:
@@ -52,9 +53,10 @@ def remove_orphans(config: Config) -> list[str]:
     removed = []
     with contextlib.suppress(FileNotFoundError), os.scandir(builds) as entries:
         for entry in entries:
-            if not entry.is_dir(follow_symlinks=False) or _in_use(Path(entry.path)):
+            root = Path(entry.path)
+            if not entry.is_dir(follow_symlinks=False) or (root / KEPT).exists() or _in_use(root):
                 continue
-            remove_tree(Path(entry.path))
+            remove_tree(root)
             removed.append(entry.name)
     return removed
 
