@@ -46,6 +46,10 @@ ETC_FROM_HOST = (
     "python3.11",
 )
 OVERLAY_HELPER = Path(__file__).with_name("mount_overlays.py")
+# The whole chain (prlimit, unshare, bwrap) starts from this environment, not the
+# worker's: bwrap's own process is PID 1 in the step's namespace, and a step can read
+# its /proc/1/environ; ``--clearenv`` only cleans the command's.
+WRAPPER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def wrap(argv: list[str], spec: Spec) -> list[str]:
             "--",
             *command,
         ]
-    return command
+    return ["env", "-i", f"PATH={WRAPPER_PATH}", *command]
 
 
 def _bwrap(spec: Spec) -> list[str]:
