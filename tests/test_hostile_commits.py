@@ -100,6 +100,8 @@ class Probes:
             git(repo, "checkout", "-q", "-b", f"probe-{time.monotonic_ns()}", "main")
         try:
             # Every probe is a commit of its own, even when its files are not new.
+            # Each probe starts from a harmless prepare step and probe, not the last one's.
+            files = {"debian/prepare": "true\n", "debian/probe": "echo PROBE-START\n"} | files
             for name, text in (files | {"debian/probe-id": f"{time.monotonic_ns()}\n"}).items():
                 (repo / name).write_text(text)
             git(repo, "add", "-A")
@@ -591,3 +593,79 @@ def test_the_prepare_step_filling_the_disk_is_stopped(probes: Probes) -> None:
     )
     build.assert_nothing_escaped()
     assert not (probes.cache / "trees" / sha).exists()  # the shared cache keeps none of it
+
+
+# A tar whose ./control is BOMB_BYTES of zeros, written as a stream: no file on disk.
+BOMB_PY = """import io, sys, tarfile
+
+class Zeros(io.RawIOBase):
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        buffer[:] = bytes(len(buffer))
+        return len(buffer)
+
+with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+    info = tarfile.TarInfo("./control")
+    info.size = int(sys.argv[1])
+    tar.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
+"""
+BOMB_BYTES = 3 << 29  # 1.5 GiB
+BOMB = f"""set -eu
+echo PROBE-START
+mkdir -p d
+tar -C d -czf data.tar.gz .
+printf '2.0\\n' > debian-binary
+python3 debian/bomb.py {BOMB_BYTES} | zstd -q -1 -o control.tar.zst
+python3 debian/bomb.py {BOMB_BYTES} | gzip -1 > control.tar.gz
+ar rc /build/bomb-zst_1.0_amd64.deb debian-binary control.tar.zst data.tar.gz
+ar rc /build/bomb-gz_1.0_amd64.deb debian-binary control.tar.gz data.tar.gz
+ls -l /build
+"""
+
+
+def worker_peak_kib(pid: int) -> int:
+    """The largest peak resident size among ``pid`` and its descendants."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in family} - family
+        grew = bool(more)
+        family |= more
+    peak = 0
+    for member in family:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    return peak
+
+
+def test_a_deb_with_a_decompression_bomb_for_control_is_refused_unread(probes: Probes) -> None:
+    worker = probes.cluster.processes["w-probe"].pid
+    before = worker_peak_kib(worker)
+    sha = probes.commit(
+        "Probe: control member bomb", {"debian/probe": BOMB, "debian/bomb.py": BOMB_PY}
+    )
+    build = probes.build(sha)
+    assert build.probe_ran, build.log
+    assert worker_peak_kib(worker) - before < 256 << 10, "the worker read the bomb"
+    assert build.state == "failed"
+    assert build.first_error is not None
+    assert "its control file is not a regular file of at most 1024 KiB" in build.first_error
+    assert build.first_error.startswith("bomb-gz_1.0_amd64.deb is not a valid Debian package")
+    build.assert_nothing_escaped()
+    # Each alone is refused too (the first one found ends the collection).
+    only_zst = BOMB.replace("/build/bomb-gz_1.0_amd64.deb", "/build/bomb-gz.not-collected")
+    zst = probes.commit("Probe: zstd bomb", {"debian/probe": only_zst, "debian/bomb.py": BOMB_PY})
+    alone = probes.build(zst)
+    assert alone.first_error == (
+        "bomb-zst_1.0_amd64.deb is not a valid Debian package: control.tar.zst: kbo reads xz,"
+        " gzip or uncompressed control members only"
+    )
+    assert worker_peak_kib(worker) - before < 256 << 10, "the worker read the zstd bomb"
