@@ -147,11 +147,12 @@ def _bwrap(spec: Spec) -> list[str]:
         "/dev",
         "--proc",
         "/proc",
-        "--tmpfs",
-        "/tmp",  # noqa: S108 (a fresh tmpfs inside the sandbox)
-        "--tmpfs",
-        "/var/tmp",  # noqa: S108 (likewise)
     ]
+    # /tmp and /var/tmp are the host's memory, out of the disk watchdog's sight: each
+    # holds no more than the largest file the step may write (bwrap's default is half
+    # the RAM).
+    size = ["--size", str(spec.limits.file_bytes)] if spec.limits else []
+    args += [*size, "--tmpfs", "/tmp", *size, "--tmpfs", "/var/tmp"]  # noqa: S108
     for source, target, writable in spec.binds:
         args += ["--bind" if writable else "--ro-bind", source, target]
     for overlay in spec.overlays:
