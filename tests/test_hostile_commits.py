@@ -669,3 +669,19 @@ def test_a_deb_with_a_decompression_bomb_for_control_is_refused_unread(probes: P
         " gzip or uncompressed control members only"
     )
     assert worker_peak_kib(worker) - before < 256 << 10, "the worker read the zstd bomb"
+
+
+def test_the_steps_tmp_holds_no_more_than_the_disk_limit(probes: Probes) -> None:
+    """/tmp and /var/tmp are tmpfs: host memory that neither the disk watchdog nor the
+    per-process memory limit sees."""
+    script = """echo PROBE-START
+for dir in /tmp /var/tmp; do
+    fallocate -l 700M $dir/a && fallocate -l 700M $dir/b && echo "ESCAPED: 1.4 GB in $dir"
+    rm -f $dir/a $dir/b
+done
+true
+"""
+    build = probes.build(probes.commit("Probe: fill /tmp", {"debian/probe": script}))
+    assert build.state == "succeeded", build.first_error
+    assert build.probe_ran and "No space left on device" in build.log
+    build.assert_nothing_escaped()
