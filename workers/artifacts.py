@@ -3,7 +3,8 @@ recipe expects present. A build that "succeeds" without them has failed.
 
 The build's files are copied through ``job_files`` (no symlink followed, regular files
 only, a size limit) before anything reads them; python-debian then reads the worker's
-own copy, never a path the build controls.
+own copy, never a path the build controls. Of a package only its control file is read,
+and only so much of it: a 1 GiB package may decompress to terabytes.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian.deb822 import Deb822
 from debian.debfile import DebError, DebFile
 
 from kbo.workers import job_files
 
 SUFFIXES = (".deb", ".udeb", ".changes", ".buildinfo")
 MAX_ARTIFACT = 4 << 30
+# A control file is a few KiB; it must come within the control tarball's first MiBs.
+MAX_CONTROL = 1 << 20
+MAX_CONTROL_OFFSET = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,8 @@ def collect(build_dir: Path, store: Path) -> list[Artifact]:
         package = architecture = None
         if kept.suffix in (".deb", ".udeb"):
             try:
-                control = DebFile(str(kept)).debcontrol()
-            except (DebError, OSError, KeyError, EOFError, ValueError) as e:
+                control = read_control(kept)
+            except (DebError, OSError, KeyError, EOFError, ValueError, tarfile.TarError) as e:
                 raise ValueError(f"{name} is not a valid Debian package: {e}") from None
             package, architecture = control.get("Package"), control.get("Architecture")
         found.append(
@@ -66,6 +72,31 @@ def collect(build_dir: Path, store: Path) -> list[Artifact]:
             )
         )
     return found
+
+
+def read_control(path: Path) -> Deb822:
+    """The package's control file, read without decompressing more than its first MiBs.
+
+    python-debian would decompress a zstd member whole, in memory, with ``unzstd`` on
+    the host, and read the control file whatever its size: neither for build output.
+    """
+    deb = DebFile(str(path))
+    member = next(n for n in deb.getnames() if n.startswith("control.tar"))
+    if member.endswith(".zst"):
+        raise DebError(f"{member}: kbo reads xz, gzip or uncompressed control members only")
+    for info in deb.control.tgz():
+        if info.offset > MAX_CONTROL_OFFSET:
+            break
+        if os.path.normpath(info.name) != "control":
+            continue
+        if not info.isfile() or info.size > MAX_CONTROL:
+            raise DebError(
+                f"its control file is not a regular file of at most {MAX_CONTROL >> 10} KiB"
+            )
+        data = deb.control.tgz().extractfile(info)
+        assert data is not None  # a regular file
+        return Deb822(data.read(MAX_CONTROL))
+    raise DebError("no control file at the start of its control member")
 
 
 def problems(artifacts: list[Artifact], arch: str, expected: list[str]) -> list[str]:

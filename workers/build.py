@@ -340,7 +340,7 @@ class BuildAttempt:
                 log=out,
                 timeout=timeout,
                 no_output_timeout=quiet,
-                watch=lambda: _disk_problem(where.root, disk_limit),
+                watch=lambda: job_files.disk_problem(where.root, disk_limit),
             )
             out.write(f"\nkbo: step {step.name} took {ran.duration:.1f} s\n".encode())
             if not ran.ok:
@@ -403,13 +403,6 @@ def trusted(config: Config, job: dict[str, Any]) -> bool:
     except KboError:
         return False
     return repository.is_ancestor(repo, job["commit_sha"], config.branch)
-
-
-def _disk_problem(root: Path, limit: int) -> str | None:
-    used = job_files.disk_usage(root)
-    if used > limit:
-        return f"used more than {limit >> 30} GiB of disk under the job directory"
-    return None
 
 
 def _ship_log(path: Path) -> dict[str, Any]:

@@ -100,3 +100,10 @@ def disk_usage(directory: Path) -> int:
         except OSError:
             continue
     return total
+
+
+def disk_problem(directory: Path, limit: int, what: str = "the job directory") -> str | None:
+    """Why ``directory`` is over ``limit`` bytes (a runner watchdog's answer), or None."""
+    if disk_usage(directory) > limit:
+        return f"used more than {limit >> 30} GiB of disk under {what}"
+    return None

@@ -11,6 +11,7 @@ worker's download cache, checked against its SHA-256 at each use and seen read-o
 from __future__ import annotations
 
 import fcntl
+import functools
 import io
 import os
 import re
@@ -121,13 +122,16 @@ def _prepare(
         binds=((str(root), "/build", True), (str(tarball), f"/build/{name}", False)),
         workdir="/build/src",
     )
-    _run_in_sandbox(["make", "-f", "debian/rules", "orig"], spec, log)
+    # The tree stays in the cache: the job's disk limit holds for it too.
+    limit = config.job_disk_gb << 30
+    watch = functools.partial(job_files.disk_problem, root, limit, "the prepared tree")
+    _run_in_sandbox(["make", "-f", "debian/rules", "orig"], spec, log, watch)
     if not job_files.is_regular(src, "debian/control") or not job_files.is_regular(
         src, "debian/rules.gen"
     ):
         say("regenerating debian/control (this target fails on purpose when it did)")
         _run_in_sandbox(
-            ["make", "-f", "debian/rules", "debian/control-real"], spec, log, ok_codes=(0, 2)
+            ["make", "-f", "debian/rules", "debian/control-real"], spec, log, watch, ok_codes=(0, 2)
         )
         if not job_files.is_regular(src, "debian/rules.gen"):
             raise PrepareError("debian/rules debian/control-real did not write debian/rules.gen")
@@ -174,13 +178,18 @@ def _export_debian(repo: Path, commit: str, dest: Path) -> None:
 
 
 def _run_in_sandbox(
-    argv: list[str], spec: sandbox.Spec, log: BinaryIO, ok_codes: tuple[int, ...] = (0,)
+    argv: list[str],
+    spec: sandbox.Spec,
+    log: BinaryIO,
+    watch: runner.Watch,
+    ok_codes: tuple[int, ...] = (0,),
 ) -> None:
     result = runner.run(
         sandbox.wrap(argv, spec),
         log=log,
         timeout=PREPARE_TIMEOUT,
         no_output_timeout=PREPARE_TIMEOUT,
+        watch=watch,
     )
     if result.timed_out or result.returncode not in ok_codes:
         raise PrepareError(f"preparing the source: {' '.join(argv)} {result.describe()}")

@@ -46,6 +46,10 @@ ETC_FROM_HOST = (
     "python3.11",
 )
 OVERLAY_HELPER = Path(__file__).with_name("mount_overlays.py")
+# The whole chain (prlimit, unshare, bwrap) starts from this environment, not the
+# worker's: bwrap's own process is PID 1 in the step's namespace, and a step can read
+# its /proc/1/environ; ``--clearenv`` only cleans the command's.
+WRAPPER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def wrap(argv: list[str], spec: Spec) -> list[str]:
             "--",
             *command,
         ]
-    return command
+    return ["env", "-i", f"PATH={WRAPPER_PATH}", *command]
 
 
 def _bwrap(spec: Spec) -> list[str]:
@@ -143,11 +147,12 @@ def _bwrap(spec: Spec) -> list[str]:
         "/dev",
         "--proc",
         "/proc",
-        "--tmpfs",
-        "/tmp",  # noqa: S108 (a fresh tmpfs inside the sandbox)
-        "--tmpfs",
-        "/var/tmp",  # noqa: S108 (likewise)
     ]
+    # /tmp and /var/tmp are the host's memory, out of the disk watchdog's sight: each
+    # holds no more than the largest file the step may write (bwrap's default is half
+    # the RAM).
+    size = ["--size", str(spec.limits.file_bytes)] if spec.limits else []
+    args += [*size, "--tmpfs", "/tmp", *size, "--tmpfs", "/var/tmp"]  # noqa: S108
     for source, target, writable in spec.binds:
         args += ["--bind" if writable else "--ro-bind", source, target]
     for overlay in spec.overlays:
