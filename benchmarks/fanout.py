@@ -118,6 +118,7 @@ def report(label: str, times: list[float]) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kbo-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        tmp.chmod(0o711)  # the worker runs as its own user, and reads the recipes here
         redis_server = RedisServer(tmp / "redis")
         redis_server.start()
         cluster = Cluster(
