@@ -21,6 +21,7 @@ from kbo import messaging, recipes
 from kbo.config import Config
 from kbo.errors import KboError
 from kbo.orchestrator import snapshot_plan, standings, status_page
+from kbo.orchestrator.listening import Listening, boot_clock, consumer_step
 from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
@@ -37,6 +38,7 @@ class Coordinator:
         self.config = config
         self.app = app
         self._local = threading.local()
+        self.listening = Listening()
 
     @property
     def state(self) -> State:
@@ -240,8 +242,10 @@ class Coordinator:
             self.state.mark_published([attempt_id])
 
     def sweep(self) -> None:
-        """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages."""
-        self.publish(self.state.expire_leases(self.config.max_attempts))
+        """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages.
+        Leases lapse only when ``Listening.may_lapse_leases`` says so."""
+        if self.listening.may_lapse_leases(self.config.lease_seconds):
+            self.publish(self.state.expire_leases(self.config.max_attempts))
         self.publish(self.state.unpublished(republish_after=self.config.visibility_timeout))
 
     def mail_forever(self, stop: threading.Event) -> None:
@@ -254,7 +258,15 @@ class Coordinator:
             stop.wait(1.0)
 
     def sweep_forever(self, stop: threading.Event) -> None:
+        """Sweep every ``sweep_seconds``. A tick that comes much later than due (the process
+        was paused, the host suspended, the last sweep stalled) restarts the listening
+        clock first, before anything can lapse."""
+        last = boot_clock()
         while not stop.is_set():
+            now = boot_clock()
+            if now - last > 2 * self.config.sweep_seconds:
+                self.listening.interrupted(now - last)
+            last = now
             try:
                 self.sweep()
             except Exception:  # a sweep that fails is retried at the next tick
@@ -297,6 +309,8 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         return coordinator.finished(attempt_id, token, result)
 
     _ = (submit, snapshot_task, run_summary, claim, heartbeat, finished)
+    # The clock of listening for heartbeats follows the consumer's connection.
+    app.steps["consumer"].add(consumer_step(coordinator.listening))
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:
