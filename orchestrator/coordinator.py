@@ -175,7 +175,9 @@ class Coordinator:
             "lease_seconds": self.config.lease_seconds,
         }
 
-    def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> bool:
+    def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> str:
+        """Renew the lease; say whether it is "held", "lost" (the attempt lapsed and its job
+        was queued again: its worker stops building) or "ended" (its report is in)."""
         if stage is not None and (
             not isinstance(stage, str) or len(stage) > 200 or not stage.isprintable()
         ):
@@ -297,15 +299,16 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """Hand a queued attempt to one delivery; refuse every other claim."""
         return coordinator.claim(attempt_id, token, worker, host)
 
-    @app.task(name="kbo.heartbeat", ignore_result=True)
-    def heartbeat(attempt_id: int, token: str, stage: str | None = None) -> bool:
+    @app.task(name="kbo.heartbeat")
+    def heartbeat(attempt_id: int, token: str, stage: str | None = None) -> str:
         """Renew the lease of a running attempt held by this token, and note its stage;
-        else do nothing."""
+        answer whether the lease is still held. Idempotent."""
         return coordinator.heartbeat(attempt_id, token, stage)
 
-    @app.task(name="kbo.finished", acks_late=True, ignore_result=True)
+    @app.task(name="kbo.finished", acks_late=True)
     def finished(attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
-        """Record an outcome once; a repeat is a no-op, a late or foreign report is refused."""
+        """Record an outcome once; a repeat is a no-op (so a worker may send it again), a
+        late or foreign report is refused. The worker keeps its lease until this answers."""
         return coordinator.finished(attempt_id, token, result)
 
     _ = (submit, snapshot_task, run_summary, claim, heartbeat, finished)

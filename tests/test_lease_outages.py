@@ -1,16 +1,23 @@
 """Leases through outages, against a real redis-server and real `kbo coordinator` /
-`kbo worker` processes: a coordinator killed or paused, or a broker stopped, for longer
-than the lease loses no running build and redoes no finished one."""
+`kbo worker` processes: a coordinator killed or paused for longer than the lease loses
+no running build and redoes no finished one, and a worker whose lease did lapse stops
+its build and reports nothing."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kbo.config import Config
+from kbo.messaging.app import make_app
+from kbo.orchestrator.coordinator import Coordinator
 from kbo.orchestrator.listening import Listening
+from kbo.orchestrator.state import JobSpec, Run
+from kbo.workers import runner
 from tests.services import Cluster, RedisServer, wait_for
 from tests.test_fanout import pgrep
 
@@ -55,6 +62,36 @@ def test_no_lease_lapses_before_a_whole_lease_period_was_heard() -> None:
     assert not listening.may_lapse_leases(LEASE)
     clock.now += LEASE
     assert listening.may_lapse_leases(LEASE)
+
+
+def test_a_heartbeat_answers_whether_the_lease_is_held(tmp_path: Path) -> None:
+    config = Config(state_dir=str(tmp_path), lease_seconds=LEASE)
+    coordinator = Coordinator(config, make_app(config))
+    run = Run("r", "me", "", "src", "main", "c", "noop", "1")
+    specs = [JobSpec("src", "c", "noop", "alpha", "none", f) for f in ("a", "b")]
+    done, lapsed = coordinator.state.record_run(run, specs)
+    for attempt in (done, lapsed):
+        coordinator.claim(attempt, f"token-{attempt}", "w", "h")
+    assert coordinator.heartbeat(done, f"token-{done}") == "held"
+    assert coordinator.heartbeat(done, "another delivery") == "lost"
+    coordinator.finished(done, f"token-{done}", {"outcome": "succeeded"})
+    assert coordinator.heartbeat(done, f"token-{done}") == "ended"
+
+    coordinator.state.db.execute("UPDATE attempts SET lease_expires = 0 WHERE id = ?", (lapsed,))
+    coordinator.state.db.commit()
+    assert coordinator.state.expire_leases(max_attempts=3)  # a new attempt is queued
+    assert coordinator.heartbeat(lapsed, f"token-{lapsed}") == "lost"
+
+
+def test_a_stopped_build_has_its_command_killed_and_starts_no_other(tmp_path: Path) -> None:
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    with (tmp_path / "log").open("wb") as log, runner.stopped_by(stop, "the lease is lost"):
+        ran = runner.run(["sleep", "30"], log=log, timeout=60, no_output_timeout=60)
+        assert ran.timed_out == "the lease is lost"
+        assert ran.duration < 10
+        assert runner.run(["true"], log=log, timeout=60, no_output_timeout=60).ok is False
+    assert "kbo: not run: the lease is lost" in (tmp_path / "log").read_text()
 
 
 def succeeded(cluster: Cluster) -> int:
@@ -126,4 +163,34 @@ def test_builds_outlive_a_broker_down_for_three_lease_periods(
     assert [(a["number"], a["state"]) for a in attempts] == [(1, "succeeded")], [
         dict(a) for a in attempts
     ]
+    assert "report from attempt 1 refused" not in cluster.log("coordinator")
+
+
+def test_a_worker_told_its_lease_is_lost_stops_the_build_and_reports_nothing(
+    cluster: Cluster,
+) -> None:
+    """The worker is paused past its lease; the coordinator queues a new attempt. Back,
+    the worker hears from its next heartbeat that the lease is lost: it kills the step at
+    once (its slot is free for the new attempt long before the step would have ended)
+    and sends no report."""
+    (cluster.control / "sleep").write_text("2994")
+    cluster.start_coordinator()
+    cluster.start_worker("w1", "alpha")
+    cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+    wait_for(lambda: pgrep("sleep 2994"), 60, "the build's step to run")
+    cluster.pause("w1")
+    wait_for(
+        lambda: cluster.query("SELECT * FROM attempts WHERE state = 'lost'"),
+        3 * LEASE,
+        "the lease to lapse",
+    )
+    (cluster.control / "sleep").write_text("1")  # for the new attempt
+    resumed = time.monotonic()
+    cluster.resume("w1")
+    wait_for(lambda: succeeded(cluster) == 1, 30, "the new attempt to succeed")
+    assert time.monotonic() - resumed < 25  # the lost attempt's step was killed
+    assert not pgrep("sleep 2994")
+    attempts = cluster.attempts()
+    assert [(a["number"], a["state"]) for a in attempts] == [(1, "lost"), (2, "succeeded")]
+    assert "attempt 1: the coordinator says the lease is lost" in cluster.log("w1")
     assert "report from attempt 1 refused" not in cluster.log("coordinator")

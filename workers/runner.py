@@ -1,6 +1,7 @@
 """The one way kbo runs a command: an argv list, its output streamed to a log, two
 timeouts (total and no-output), an optional watchdog (a disk limit, say), and its whole
-process group killed when it ends.
+process group killed when it ends, or at once when the build it belongs to is stopped
+(``stopped_by``).
 
 It returns a result rather than raising on a non-zero exit.
 """
@@ -13,8 +14,10 @@ import selectors
 import shlex
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +25,24 @@ from typing import BinaryIO
 KILL_GRACE_SECONDS = 5.0
 WATCH_SECONDS = 10.0
 Watch = Callable[[], str | None]
+# What stops every command this thread runs: set by ``stopped_by``.
+_stopper = threading.local()
+
+
+@contextmanager
+def stopped_by(event: threading.Event, why: str) -> Iterator[None]:
+    """Within the block, every command this thread runs is killed as soon as ``event`` is
+    set, and none starts after: the build a worker no longer owns stops wherever it is."""
+    _stopper.current = (event, why)
+    try:
+        yield
+    finally:
+        _stopper.current = None
+
+
+def _stop_reason() -> str | None:
+    current: tuple[threading.Event, str] | None = getattr(_stopper, "current", None)
+    return current[1] if current is not None and current[0].is_set() else None
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,9 @@ def run(
     """Run ``argv``; ``watch``, called every ``WATCH_SECONDS``, stops it by returning why."""
     log.write(f"$ {shlex.join(argv)}\n".encode())
     log.flush()
+    if stopped := _stop_reason():
+        log.write(f"kbo: not run: {stopped}\n".encode())
+        return RunResult(None, stopped, 0.0)
     start = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -111,6 +135,9 @@ def _stream(
             elif now - last_output > quiet:
                 log.write(f"\nkbo: killed after {quiet:.0f} s without output\n".encode())
                 return f"no output for {quiet:.0f} s"
+            elif stopped := _stop_reason():
+                log.write(f"\nkbo: killed: {stopped}\n".encode())
+                return stopped
             elif watch is not None and now - last_watch > WATCH_SECONDS:
                 last_watch = now
                 if problem := watch():
