@@ -21,7 +21,8 @@ from kbo import messaging, recipes
 from kbo.config import Config
 from kbo.errors import KboError
 from kbo.orchestrator import snapshot_plan, standings, status_page
-from kbo.orchestrator.listening import Listening, boot_clock, consumer_step
+from kbo.orchestrator.heartbeats import hear_forever
+from kbo.orchestrator.listening import Listening, boot_clock
 from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
@@ -302,7 +303,8 @@ def register(app: Celery, coordinator: Coordinator) -> None:
     @app.task(name="kbo.heartbeat")
     def heartbeat(attempt_id: int, token: str, stage: str | None = None) -> str:
         """Renew the lease of a running attempt held by this token, and note its stage;
-        answer whether the lease is still held. Idempotent."""
+        answer whether the lease is still held. Idempotent. Workers send heartbeats to
+        their own queue (``orchestrator/heartbeats.py``); this serves older ones."""
         return coordinator.heartbeat(attempt_id, token, stage)
 
     @app.task(name="kbo.finished", acks_late=True)
@@ -312,13 +314,15 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         return coordinator.finished(attempt_id, token, result)
 
     _ = (submit, snapshot_task, run_summary, claim, heartbeat, finished)
-    # The clock of listening for heartbeats follows the consumer's connection.
-    app.steps["consumer"].add(consumer_step(coordinator.listening))
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:
-    """The lease sweep and the mail sender, each in a thread with its own connection."""
+    """The heartbeats' consumer, the lease sweep and the mail sender, each in a thread
+    with its own connection."""
     stop = threading.Event()
+    threading.Thread(
+        target=hear_forever, args=(coordinator, stop), daemon=True, name="kbo-heartbeats"
+    ).start()
     threading.Thread(
         target=coordinator.mail_forever, args=(stop,), daemon=True, name="kbo-mail"
     ).start()

@@ -4,9 +4,9 @@ leases that follows from it.
 A lease that ran out proves nothing while the coordinator could not hear: down, cut off
 from the broker, or paused (SIGSTOP, a host suspended), the heartbeats of builds that
 are alive wait in the queue. So the clock of listening starts when the coordinator's
-consumer connects, stops when it loses the broker, and starts again after a gap in the
-coordinator's own sweeper loop; a lease lapses only once a whole lease period has been
-heard since.
+heartbeat consumer (``orchestrator/heartbeats.py``) connects, stops when it loses the
+broker, and starts again after a gap in the coordinator's own loops; a lease lapses only
+once a whole lease period has been heard since.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-from celery import bootsteps
 
 log = logging.getLogger("kbo.coordinator")
 
@@ -64,22 +61,3 @@ class Listening:
         renew it."""
         with self._lock:
             return self._since is not None and self._clock() - self._since >= lease_seconds
-
-
-def consumer_step(listening: Listening) -> type[bootsteps.StartStopStep]:
-    """A step of the Celery consumer: started when it has connected and set up its queues
-    (at start-up and after every broker outage), stopped when it loses the broker."""
-
-    class ListeningStep(bootsteps.StartStopStep):  # type: ignore[misc]
-        requires = ("celery.worker.consumer.tasks:Tasks",)
-
-        def start(self, parent: Any) -> None:
-            listening.connected()
-
-        def stop(self, parent: Any) -> None:
-            listening.disconnected()
-
-        def shutdown(self, parent: Any) -> None:
-            listening.disconnected()
-
-    return ListeningStep

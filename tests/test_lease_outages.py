@@ -5,6 +5,9 @@ its build and reports nothing."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from kbo.orchestrator.coordinator import Coordinator
 from kbo.orchestrator.listening import Listening
 from kbo.orchestrator.state import JobSpec, Run
 from kbo.workers import runner
+from tests.conftest import KBO
 from tests.services import Cluster, RedisServer, wait_for
 from tests.test_fanout import pgrep
 
@@ -194,3 +198,54 @@ def test_a_worker_told_its_lease_is_lost_stops_the_build_and_reports_nothing(
     assert [(a["number"], a["state"]) for a in attempts] == [(1, "lost"), (2, "succeeded")]
     assert "attempt 1: the coordinator says the lease is lost" in cluster.log("w1")
     assert "report from attempt 1 refused" not in cluster.log("coordinator")
+
+
+class HangingServer:
+    """A TCP server on 127.0.0.1 that accepts and never answers: a `git clone` of it
+    hangs until the server closes."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.socket.accept()[0])
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_a_slow_submit_lapses_no_lease(cluster: Cluster) -> None:
+    """The coordinator spends three lease periods on a submit whose `git clone` hangs,
+    while a build runs and ends: its heartbeats travel on their own queue, so its lease
+    holds until its report, queued behind the submit, is answered."""
+    (cluster.control / "sleep").write_text("3.5")
+    cluster.start_coordinator()
+    cluster.start_worker("w1", "alpha")
+    cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+    wait_for(lambda: pgrep("sleep 3.5"), 60, "the build's step to run")
+    server = HangingServer()
+    try:
+        slow = subprocess.Popen(
+            [str(KBO), "submit", "--json", f"http://127.0.0.1:{server.port}/linux.git"],
+            env=cluster.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: server.accepted, 30, "the coordinator's git to connect")
+        time.sleep(3 * LEASE)  # the build ends meanwhile; its report waits in the queue
+    finally:
+        server.close()
+    assert slow.wait(60) == 3  # git could not fetch
+    wait_for(lambda: succeeded(cluster) == 1, 30, "the report to be recorded")
+    attempts = cluster.attempts()
+    assert [(a["number"], a["state"]) for a in attempts] == [(1, "succeeded")], [
+        dict(a) for a in attempts
+    ]
+    assert "refused" not in cluster.log("coordinator")

@@ -186,9 +186,7 @@ class BuildAttempt:
                 due = time.monotonic() + interval
                 try:
                     awaited.append(
-                        messaging.ask(
-                            self.app, "kbo.heartbeat", self.attempt_id, self.token, self.stage
-                        )
+                        messaging.heartbeat(self.app, self.attempt_id, self.token, self.stage)
                     )
                 except Exception as e:  # what the broker's retries did not cure: next beat
                     log.warning("heartbeat for attempt %s not sent: %s", self.attempt_id, e)

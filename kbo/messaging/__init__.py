@@ -17,7 +17,7 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
 from kbo.errors import InfraError, KboError
-from kbo.messaging.app import COORDINATOR_QUEUE, build_queue, safe_url
+from kbo.messaging.app import COORDINATOR_QUEUE, HEARTBEAT_QUEUE, build_queue, safe_url
 
 # How long one wait for an answer lasts before asking again. After a Redis restart the
 # backend's subscription can miss the answer, which is then found only by asking anew:
@@ -123,14 +123,17 @@ class Pending:
             self._result.forget()
 
 
-def ask(app: Celery, task: str, *args: Any) -> Pending:
+def ask(app: Celery, task: str, *args: Any, queue: str = COORDINATOR_QUEUE) -> Pending:
     """Queue a question for the coordinator, waiting out a broker outage, and return at
     once: its answer is read later (``Pending.answer``)."""
     return Pending(
-        app.send_task(
-            task, args=args, queue=COORDINATOR_QUEUE, retry=True, retry_policy=RETRY_POLICY
-        )
+        app.send_task(task, args=args, queue=queue, retry=True, retry_policy=RETRY_POLICY)
     )
+
+
+def heartbeat(app: Celery, attempt_id: int, token: str, stage: str) -> Pending:
+    """Renew a lease, on the heartbeats' own queue; the answer says whether it is held."""
+    return ask(app, "kbo.heartbeat", attempt_id, token, stage, queue=HEARTBEAT_QUEUE)
 
 
 def call_until_answered(
