@@ -77,8 +77,15 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     ] = 24 * 3600
     reply_seconds: Annotated[int, _s("how long a client waits for the coordinator", ge=1)] = 60
     mirror: Annotated[
-        str, _s("the Debian mirror orig tarballs come from", pattern="^(https?|file)://")
+        str,
+        _s(
+            "the Debian mirror: orig tarballs, `import-dsc PACKAGE/SUITE`",
+            pattern="^(https?|file)://",
+        ),
     ] = "http://deb.debian.org/debian"
+    archive_keyring: Annotated[
+        str, _s("the keys a suite's signed Release must carry (`import-dsc PACKAGE/SUITE`)")
+    ] = "/usr/share/keyrings/debian-archive-keyring.gpg"
     dsc_dirs: Annotated[
         tuple[str, ...], _s(".dsc files that vouch for orig tarballs' checksums")
     ] = ()
