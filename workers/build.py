@@ -383,7 +383,10 @@ class BuildAttempt:
             log.info("keeping the failed build directory %s", job_root)
             (job_root / worker_paths.KEPT).touch()
             return
-        worker_paths.remove_tree(job_root)
+        try:
+            worker_paths.remove_tree(job_root)
+        except OSError as e:  # the job's result stands; remove_orphans tries again later
+            log.warning("cannot remove the build directory %s: %s", job_root, e)
 
 
 def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:

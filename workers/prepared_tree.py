@@ -10,12 +10,12 @@ worker's download cache, checked against its SHA-256 at each use and seen read-o
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import io
 import os
 import re
-import shutil
 import stat
 import subprocess
 import tarfile
@@ -72,11 +72,13 @@ def prepare(
             version, upstream = stamp.read_text().split()
             log.write(f"kbo: reusing the tree prepared for {commit[:12]}\n".encode())
             return _checked(Prepared(root, version, upstream))
-        shutil.rmtree(root, ignore_errors=True)
+        # What a failed or interrupted preparation left: as hostile as any build output.
+        worker_paths.remove_tree(root)
         try:
             prepared = _checked(_prepare(config, source, commit, root, log, base))
         except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the next job to prepare it tries again
+                worker_paths.remove_tree(root)
             raise
         stamp.write_text(f"{prepared.version} {prepared.upstream}\n")
         return prepared
