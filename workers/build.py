@@ -345,7 +345,7 @@ class BuildAttempt:
             out.write(f"\nkbo: step {step.name} took {ran.duration:.1f} s\n".encode())
             if not ran.ok:
                 out.flush()
-                if ran.timed_out and ran.timed_out.startswith("used more than"):
+                if ran.timed_out and ran.timed_out.startswith(("used more than", "wrote more")):
                     return f"step {step.name} {ran.timed_out}"
                 found = first_error(_read_lines(out.name))
                 return found or f"step {step.name} {ran.describe()}"

@@ -1,6 +1,6 @@
 """The one way kbo runs a command: an argv list, its output streamed to a log, two
-timeouts (total and no-output), an optional watchdog (a disk limit, say), and its whole
-process group killed when it ends.
+timeouts (total and no-output), an optional watchdog (a disk limit, say), a cap on the
+log, and its whole process group killed when it ends.
 
 It returns a result rather than raising on a non-zero exit.
 """
@@ -21,6 +21,10 @@ from typing import BinaryIO
 
 KILL_GRACE_SECONDS = 5.0
 WATCH_SECONDS = 10.0
+# A log (a job's, all its commands together) holds at most this much. The log lies
+# outside the job directory, where the disk watchdog does not look, and endless output
+# would otherwise fill the worker's disk: a command that writes more is stopped.
+MAX_LOG_BYTES = 1 << 30
 Watch = Callable[[], str | None]
 
 
@@ -50,7 +54,8 @@ def run(
     no_output_timeout: float,
     watch: Watch | None = None,
 ) -> RunResult:
-    """Run ``argv``; ``watch``, called every ``WATCH_SECONDS``, stops it by returning why."""
+    """Run ``argv``; ``watch``, called every ``WATCH_SECONDS``, stops it by returning why,
+    and so does ``log`` growing past ``MAX_LOG_BYTES``."""
     log.write(f"$ {shlex.join(argv)}\n".encode())
     log.flush()
     start = time.monotonic()
@@ -90,6 +95,7 @@ def _stream(
     os.set_blocking(fd, False)
     last_output = last_watch = start
     exited_at: float | None = None
+    logged = _size_of(log)
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
@@ -99,6 +105,11 @@ def _stream(
                     return None
                 log.write(chunk)
                 last_output = time.monotonic()
+                logged += len(chunk)
+                if logged > MAX_LOG_BYTES:
+                    too_much = f"wrote more than {_in_units(MAX_LOG_BYTES)} of log"
+                    log.write(f"\nkbo: killed: {too_much}\n".encode())
+                    return too_much
             now = time.monotonic()
             if process.poll() is not None:
                 # The command is over; a child still holding the pipe gets a short grace.
@@ -116,6 +127,21 @@ def _stream(
                 if problem := watch():
                     log.write(f"\nkbo: killed: {problem}\n".encode())
                     return problem
+
+
+def _size_of(log: BinaryIO) -> int:
+    """What ``log`` holds already (0 for a stream that cannot say)."""
+    try:
+        return log.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+def _in_units(size: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
 
 
 def _kill_group(pgid: int) -> None:
