@@ -3,6 +3,8 @@ bounded pieces, and its packages are copied out only up to the job's disk limit.
 
 from __future__ import annotations
 
+import io
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from kbo import recipes
 from kbo.config import Config
 from kbo.workers import runner, sandbox
 from kbo.workers.build import BuildAttempt, Workspace
+from kbo.workers.first_error import MAX_LENGTH, first_error_in
 
 
 def test_endless_output_stops_the_command_at_the_log_cap(
@@ -49,3 +52,45 @@ def test_the_first_error_names_the_step_that_wrote_too_much(
         failure = attempt._steps(values, recipe, sandbox.Spec(etc=""), where, "native")
     assert failure == "step flood wrote more than 1 MiB of log"
     assert b"step never" not in (tmp_path / "job.log").read_bytes()
+
+
+def test_a_line_of_many_megabytes_is_not_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first error is looked for in bounded memory, whatever a line's length."""
+    monkeypatch.setattr(sandbox, "wrap", lambda argv, spec: list(argv))
+    recipe = recipes.Recipe(
+        name="fails",
+        steps=(recipes.Step(name="fails", argv=("sh", "-c", "echo 'error: the real one'; false")),),
+    )
+    attempt = BuildAttempt(None, Config(state_dir=str(tmp_path)), 1, "t", "w")  # type: ignore[arg-type]
+    values: Any = {}
+    (tmp_path / "job").mkdir()
+    with (tmp_path / "job.log").open("wb") as out:
+        out.write(b"an earlier stage printed one line without end: ")
+        out.truncate(256 << 20)  # sparse: no disk used
+        out.seek(0, io.SEEK_END)
+        out.write(b"\n")
+        tracemalloc.start()
+        try:
+            failure = attempt._steps(
+                values, recipe, sandbox.Spec(etc=""), Workspace(tmp_path / "job", out), "native"
+            )
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert failure == "error: the real one"
+    assert peak < 4 << 20
+
+
+def test_only_the_start_of_an_over_long_line_counts(tmp_path: Path) -> None:
+    log = tmp_path / "job.log"
+    log.write_bytes(
+        b"drivers/x.c:12:3: error: it starts well" + b" and goes on" * 100_000 + b"\n"
+        b"make: *** [Makefile:1] Error 1\n"
+    )
+    found = first_error_in(log)
+    assert found is not None and found.startswith("drivers/x.c:12:3: error: it starts well")
+    assert len(found) == MAX_LENGTH and found.endswith("…")
+    log.write_bytes(b"x" * 100_000 + b" error: in the part cut off\nmake: *** [all] Error 2\n")
+    assert first_error_in(log) == "make: *** [all] Error 2"

@@ -40,7 +40,7 @@ from kbo.workers import (
 )
 from kbo.workers.claim import BadClaim, checked_claim
 from kbo.workers.executors import Execution, prepare_execution
-from kbo.workers.first_error import first_error
+from kbo.workers.first_error import first_error_in
 from kbo.workers.worker_paths import worker_dir
 
 log = logging.getLogger("kbo.worker")
@@ -347,7 +347,7 @@ class BuildAttempt:
                 out.flush()
                 if ran.timed_out and ran.timed_out.startswith(("used more than", "wrote more")):
                     return f"step {step.name} {ran.timed_out}"
-                found = first_error(_read_lines(out.name))
+                found = first_error_in(out.name)
                 return found or f"step {step.name} {ran.describe()}"
         return None
 
@@ -422,8 +422,3 @@ def _ship_log(path: Path) -> dict[str, Any]:
 
 def _name(job: dict[str, Any]) -> str:
     return job_key(job["arch"], job["featureset"], job["flavour"])
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.readlines()
