@@ -12,7 +12,7 @@ import pytest
 
 from kbo import recipes
 from kbo.config import Config
-from kbo.workers import runner, sandbox
+from kbo.workers import artifacts, runner, sandbox
 from kbo.workers.build import BuildAttempt, Workspace
 from kbo.workers.first_error import MAX_LENGTH, first_error_in
 
@@ -94,3 +94,17 @@ def test_only_the_start_of_an_over_long_line_counts(tmp_path: Path) -> None:
     assert len(found) == MAX_LENGTH and found.endswith("…")
     log.write_bytes(b"x" * 100_000 + b" error: in the part cut off\nmake: *** [all] Error 2\n")
     assert first_error_in(log) == "make: *** [all] Error 2"
+
+
+def test_packages_are_copied_out_only_up_to_the_job_disk_limit(tmp_path: Path) -> None:
+    """Sparse "packages" take no disk in the job directory, but their copies would."""
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+    for name in ("a.buildinfo", "b.buildinfo", "c.buildinfo"):
+        with (build_dir / name).open("wb") as f:
+            f.truncate(400 << 10)
+    store = tmp_path / "store"
+    with pytest.raises(artifacts.TooMuchOutput, match=r"more than 1 MiB \(job_disk_gb\)"):
+        artifacts.collect(build_dir, store, 1 << 20)
+    assert not store.exists()  # nothing half copied is kept
+    assert len(artifacts.collect(build_dir, store, 1200 << 10)) == 3

@@ -4,7 +4,9 @@ recipe expects present. A build that "succeeds" without them has failed.
 The build's files are copied through ``job_files`` (no symlink followed, regular files
 only, a size limit) before anything reads them; python-debian then reads the worker's
 own copy, never a path the build controls. Of a package only its control file is read,
-and only so much of it: a 1 GiB package may decompress to terabytes.
+and only so much of it: a 1 GiB package may decompress to terabytes. The copies together
+are held to the job's disk limit: sparse files take no room in the job directory, but
+their copies are whole.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ from pathlib import Path
 from debian.deb822 import Deb822
 from debian.debfile import DebError, DebFile
 
-from kbo.workers import job_files
+from kbo.errors import KboError
+from kbo.text import in_units
+from kbo.workers import job_files, worker_paths
 
 SUFFIXES = (".deb", ".udeb", ".changes", ".buildinfo")
 MAX_ARTIFACT = 4 << 30
 # A control file is a few KiB; it must come within the control tarball's first MiBs.
 MAX_CONTROL = 1 << 20
 MAX_CONTROL_OFFSET = 16 << 20
+
+
+class TooMuchOutput(KboError):
+    """The build's packages, copied out, would pass the job's disk limit."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +49,19 @@ class Artifact:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def collect(build_dir: Path, store: Path) -> list[Artifact]:
-    """Copy the build's packages and upload files to ``store`` and describe them."""
+def collect(build_dir: Path, store: Path, limit: int) -> list[Artifact]:
+    """Copy the build's packages and upload files to ``store`` and describe them; at most
+    ``limit`` bytes in all (``job_disk_gb``), else none are kept."""
+    try:
+        return _collect(build_dir, store, limit)
+    except TooMuchOutput:
+        worker_paths.remove_tree(store)
+        raise
+
+
+def _collect(build_dir: Path, store: Path, limit: int) -> list[Artifact]:
     found = []
+    copied = 0
     # Every name that looks like a package is opened, so a symlink, FIFO or device
     # under such a name fails the build, saying so, rather than passing unseen.
     for name in sorted(os.listdir(build_dir)):
@@ -52,13 +70,17 @@ def collect(build_dir: Path, store: Path) -> list[Artifact]:
         store.mkdir(parents=True, exist_ok=True)
         kept = store / name
         digest = hashlib.sha256()
-        with (
-            job_files.open_regular(build_dir, name, MAX_ARTIFACT) as source,
-            kept.open("wb") as out,
-        ):
-            while chunk := source.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
+        with job_files.open_regular(build_dir, name, MAX_ARTIFACT) as source:
+            # Checked before copying, and again as it goes (in case the file grew).
+            if copied + os.fstat(source.fileno()).st_size > limit:
+                raise _too_much(limit)
+            with kept.open("wb") as out:
+                while chunk := source.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > limit:
+                        raise _too_much(limit)
+                    digest.update(chunk)
+                    out.write(chunk)
         package = architecture = None
         if kept.suffix in (".deb", ".udeb"):
             try:
@@ -72,6 +94,12 @@ def collect(build_dir: Path, store: Path) -> list[Artifact]:
             )
         )
     return found
+
+
+def _too_much(limit: int) -> TooMuchOutput:
+    return TooMuchOutput(
+        f"the build's packages come to more than {in_units(limit)} (job_disk_gb): none kept"
+    )
 
 
 def read_control(path: Path) -> Deb822:

@@ -203,6 +203,7 @@ class BuildAttempt:
         found = artifacts.collect(
             where.build,
             worker_dir(self.config) / "artifacts" / _name(job) / str(self.attempt_id),
+            self.config.job_disk_gb << 30,
         )
         result["artifacts"] = [a.to_json() for a in found]
         expected = [p.format_map(values) for p in recipe.expect_packages]

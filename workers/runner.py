@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from kbo.text import in_units
+
 KILL_GRACE_SECONDS = 5.0
 WATCH_SECONDS = 10.0
 # A log (a job's, all its commands together) holds at most this much. The log lies
@@ -107,7 +109,7 @@ def _stream(
                 last_output = time.monotonic()
                 logged += len(chunk)
                 if logged > MAX_LOG_BYTES:
-                    too_much = f"wrote more than {_in_units(MAX_LOG_BYTES)} of log"
+                    too_much = f"wrote more than {in_units(MAX_LOG_BYTES)} of log"
                     log.write(f"\nkbo: killed: {too_much}\n".encode())
                     return too_much
             now = time.monotonic()
@@ -135,13 +137,6 @@ def _size_of(log: BinaryIO) -> int:
         return log.tell()
     except (OSError, ValueError):
         return 0
-
-
-def _in_units(size: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if size >= 1 << shift:
-            return f"{size >> shift} {unit}"
-    return f"{size} bytes"
 
 
 def _kill_group(pgid: int) -> None:
