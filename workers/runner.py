@@ -77,9 +77,9 @@ def run(
     assert process.stdout is not None
     timed_out = _stream(process, log, start, (timeout, no_output_timeout), watch)
     if timed_out:
-        _kill_group(process.pid)
+        _kill_group(process)
     returncode = process.wait()
-    _kill_group(process.pid)  # whatever the command left behind in its group
+    _kill_group(process)  # whatever the command left behind in its group
     log.flush()
     return RunResult(returncode, timed_out, time.monotonic() - start)
 
@@ -139,14 +139,19 @@ def _size_of(log: BinaryIO) -> int:
         return 0
 
 
-def _kill_group(pgid: int) -> None:
-    """TERM, then KILL, the whole process group: nothing the build started survives it."""
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """TERM, then KILL, the whole process group: nothing the build started survives it.
+
+    The group leader is reaped as soon as it exits: unreaped, its zombie would keep the
+    group "alive" to ``killpg(pgid, 0)`` for the whole grace."""
+    pgid = process.pid
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + KILL_GRACE_SECONDS
     while time.monotonic() < deadline:
+        process.poll()
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
