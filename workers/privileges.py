@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -67,11 +68,16 @@ def _hand_over(path: Path, uid: int, gid: int) -> None:
 
 
 def _chown_all(path: Path, uid: int, gid: int) -> None:
+    """Hand over ``path`` and all below it, never through a link: a build may swap a
+    directory for a symlink to the host's files while root walks it, so every name is
+    changed relative to its directory's descriptor, and ``os.fwalk`` enters only a
+    directory that is the one it listed."""
     os.lchown(path, uid, gid)
-    if path.is_dir() and not path.is_symlink():
-        for directory, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.lchown(os.path.join(directory, name), uid, gid)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        return
+    for _, dirs, files, dir_fd in os.fwalk(path, follow_symlinks=False):
+        for name in dirs + files:
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _own_environment(config: Config) -> None:
