@@ -36,6 +36,9 @@ from kbo.workers import job_files, runner, sandbox, worker_paths
 PREPARE_TIMEOUT = 3600
 ORIG = re.compile(r".*\.orig\.tar\.(xz|gz|bz2)")
 VERSION = re.compile(r"(?:\d+:)?[0-9][A-Za-z0-9.+~-]*")
+# Debian's kernel changelog is 3.2 MB already and grows with every upload: room to grow,
+# still bounded (the commit is hostile).
+MAX_CHANGELOG = 64 << 20
 
 
 class PrepareError(KboError):
@@ -105,7 +108,7 @@ def _prepare(
     repo = repository.local_repository(source, config, mirrors=worker_paths.mirrors(config))
     say(f"exporting debian/ at {commit[:12]} from {source}")
     _export_debian(repo, commit, src)
-    changelog = job_files.read_text(src, "debian/changelog")
+    changelog = job_files.read_text(src, "debian/changelog", MAX_CHANGELOG)
     head = next(iter(Changelog(changelog, max_blocks=1)))
     package, version = head.package or "linux", str(head.version)
     upstream = head.version.upstream_version or version
