@@ -28,6 +28,7 @@ from kbo.config import Config
 from kbo.errors import KboError
 from kbo.packaging import repository
 from kbo.packaging.matrix import job_key
+from kbo.text import one_line
 from kbo.workers import (
     artifacts,
     build_deps,
@@ -51,6 +52,8 @@ EXECUTORS_BY_ARCH: dict[str, tuple[str, ...]] = {}
 STAGE_SETTLE_SECONDS = 1.0
 # The compressed log travels to the coordinator with the report, up to this size.
 MAX_SHIPPED_LOG = 16 << 20
+# A first error that names an unexpected exception is cut to this many characters.
+MAX_FAILURE = 400
 
 
 def register(app: Celery, config: Config) -> None:
@@ -148,30 +151,49 @@ class BuildAttempt:
         self._wake.set()
 
     def _execute(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Build the job; the report, whatever happened. Any exception fails the build
+        with a first error that names it: the coordinator hears of it now rather than
+        when the lease lapses. The log goes with the report when it can."""
         started = time.monotonic()
-        logs = worker_dir(self.config) / "logs" / _name(job)
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"{self.attempt_id}.log"
         result: dict[str, Any] = {
             "outcome": "failed",
             "executor": None,
             "artifacts": [],
             "first_error": None,
         }
+        try:
+            log_path = self._logged_build(job, result, started)
+        except Exception as e:  # the log could not be opened or written: no log
+            log.exception("attempt %s failed outside its build", self.attempt_id)
+            result |= {"outcome": "failed", "first_error": _failure(e)}
+            result["duration"] = round(time.monotonic() - started, 3)
+            return result
+        try:
+            result |= _ship_log(log_path)
+        except Exception:  # the disk is full, say: the report goes without the log
+            log.exception("attempt %s: its log %s is not shipped", self.attempt_id, log_path)
+        return result
+
+    def _logged_build(self, job: dict[str, Any], result: dict[str, Any], started: float) -> Path:
+        """Build in a job directory, logging to a new log; fill ``result``; the log."""
+        logs = worker_dir(self.config) / "logs" / _name(job)
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{self.attempt_id}.log"
         job_dir = worker_paths.job_directory(self.config, f"{_name(job)}-")
         with job_dir as job_root, log_path.open("wb") as out:
             try:
                 result["first_error"] = self._build(job, Workspace(job_root, out), result)
-            except (KboError, ValueError, OSError) as e:
-                out.write(f"\nkbo: {e}\n".encode())
-                result["first_error"] = str(e)
+            except Exception as e:
+                if not isinstance(e, KboError | ValueError | OSError):
+                    log.exception("attempt %s: internal error", self.attempt_id)
+                result["first_error"] = _failure(e)
+                out.write(f"\nkbo: {result['first_error']}\n".encode())
             if result["first_error"] is None:
                 result["outcome"] = "succeeded"
             result["duration"] = round(time.monotonic() - started, 3)
             out.write(f"\nkbo: {result['outcome']} in {result['duration']:.0f} s\n".encode())
             self._clean(job_root, result["outcome"])
-        result |= _ship_log(log_path)
-        return result
+        return log_path
 
     def _build(self, job: dict[str, Any], where: Workspace, result: dict[str, Any]) -> str | None:
         """Every stage in order; the first error, or None when the build succeeded."""
@@ -409,11 +431,24 @@ def trusted(config: Config, job: dict[str, Any]) -> bool:
     return repository.is_ancestor(repo, job["commit_sha"], config.branch)
 
 
+def _failure(error: Exception) -> str:
+    """The first error of a build that raised ``error``: its message when it is one of
+    kbo's own or of the system's, else one line naming what was not expected."""
+    if isinstance(error, KboError | ValueError | OSError):
+        return one_line(str(error))
+    text = one_line(f"internal error: {type(error).__name__}: {error}")
+    return text if len(text) <= MAX_FAILURE else text[: MAX_FAILURE - 1] + "…"
+
+
 def _ship_log(path: Path) -> dict[str, Any]:
     """Compress the log; its bytes go with the report so the coordinator keeps it."""
     compressed = path.with_suffix(".log.gz")
-    with path.open("rb") as raw, gzip.open(compressed, "wb") as gz:
-        shutil.copyfileobj(raw, gz)
+    try:
+        with path.open("rb") as raw, gzip.open(compressed, "wb") as gz:
+            shutil.copyfileobj(raw, gz)
+    except BaseException:
+        compressed.unlink(missing_ok=True)  # half a log: only taking room
+        raise
     path.unlink()
     shipped: dict[str, Any] = {"log_path": str(compressed)}
     if compressed.stat().st_size <= MAX_SHIPPED_LOG:
