@@ -50,8 +50,10 @@ log = logging.getLogger("kbo.worker")
 EXECUTORS_BY_ARCH: dict[str, tuple[str, ...]] = {}
 # A stage change is reported after this long, unless the build has moved on or ended.
 STAGE_SETTLE_SECONDS = 1.0
-# The compressed log travels to the coordinator with the report, up to this size.
+# The compressed log travels to the coordinator with the report, up to this size;
+# beyond it, only the log's last SHIPPED_TAIL bytes (compressed: no larger) do.
 MAX_SHIPPED_LOG = 16 << 20
+SHIPPED_TAIL = 15 << 20
 # A first error that names an unexpected exception is cut to this many characters.
 MAX_FAILURE = 400
 
@@ -441,7 +443,11 @@ def _failure(error: Exception) -> str:
 
 
 def _ship_log(path: Path) -> dict[str, Any]:
-    """Compress the log; its bytes go with the report so the coordinator keeps it."""
+    """Compress the log; its bytes go with the report so the coordinator keeps it.
+
+    Never a path: the coordinator reads no file a worker names. A log whose compressed
+    form is over ``MAX_SHIPPED_LOG`` travels as its last ``SHIPPED_TAIL`` bytes, behind
+    a first line saying so; the worker keeps the whole of it."""
     compressed = path.with_suffix(".log.gz")
     try:
         with path.open("rb") as raw, gzip.open(compressed, "wb") as gz:
@@ -449,11 +455,25 @@ def _ship_log(path: Path) -> dict[str, Any]:
     except BaseException:
         compressed.unlink(missing_ok=True)  # half a log: only taking room
         raise
-    path.unlink()
-    shipped: dict[str, Any] = {"log_path": str(compressed)}
     if compressed.stat().st_size <= MAX_SHIPPED_LOG:
-        shipped["log_gz"] = base64.b64encode(compressed.read_bytes()).decode()
-    return shipped
+        data = compressed.read_bytes()
+    else:
+        data = _compressed_tail(path, compressed)
+    path.unlink()
+    return {"log_gz": base64.b64encode(data).decode()}
+
+
+def _compressed_tail(path: Path, compressed: Path) -> bytes:
+    """The log's last ``SHIPPED_TAIL`` bytes, compressed, after a line saying it was cut."""
+    size = path.stat().st_size
+    with path.open("rb") as raw:
+        raw.seek(max(0, size - SHIPPED_TAIL))
+        tail = raw.read(SHIPPED_TAIL)
+    head = (
+        f"kbo: log cut: its last {len(tail)} of {size} bytes follow; "
+        f"the worker keeps the whole of it in {compressed}\n"
+    )
+    return gzip.compress(head.encode() + tail)
 
 
 def _name(job: dict[str, Any]) -> str:
