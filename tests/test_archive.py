@@ -177,3 +177,16 @@ def test_an_unreachable_archive_is_one_line(keys: dict[str, Path], tmp_path: Pat
         "kbo: http://127.0.0.1:9/debian/dists/testing/InRelease: "
         "cannot reach the Debian archive: ConnectionError\n"
     )
+
+
+def test_an_endless_inrelease_is_refused_before_it_is_held(
+    served: tuple[Path, str], keys: dict[str, Path], tmp_path: Path
+) -> None:
+    root, url = served
+    make_archive(root, keys["archive"])
+    (root / "dists" / "testing" / "InRelease").write_bytes(b"A" * (5 << 20))
+    result = import_from(url, keys["archive.gpg"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"kbo: {url}/dists/testing/InRelease: larger than 4 MiB: not a Release file\n"
+    )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3.exceptions
 from debian.deb822 import Release, Sources
 from debian.debian_support import Version
 
@@ -75,16 +76,9 @@ def _signed_release(url: str, keyring: Path) -> Release:
         raise InfraError(
             "is missing: install debian-archive-keyring to check the archive", str(keyring)
         )
-    try:
-        response = requests.get(url, timeout=TIMEOUT)
-    except requests.RequestException as e:
-        raise InfraError(f"cannot reach the Debian archive: {type(e).__name__}", url) from None
-    if response.status_code != 200:
-        raise InfraError(f"the Debian archive answered HTTP {response.status_code}", url)
-    if len(response.content) > MAX_RELEASE:
-        raise UserError(f"larger than {MAX_RELEASE >> 20} MiB: not a Release file", url)
+    content = _get_small(url, MAX_RELEASE)
     with tempfile.NamedTemporaryFile(prefix="kbo-InRelease-") as signed:
-        signed.write(response.content)
+        signed.write(content)
         signed.flush()
         checked = subprocess.run(
             ["gpgv", "--quiet", "--keyring", str(keyring), "--output", "-", signed.name],
@@ -99,6 +93,21 @@ def _signed_release(url: str, keyring: Path) -> Release:
             url,
         )
     return Release(checked.stdout)
+
+
+def _get_small(url: str, limit: int) -> bytes:
+    """The body at ``url``, read no further than ``limit``: nothing is trusted before
+    its signature is checked, so a mirror cannot make kbo hold more."""
+    try:
+        with requests.get(url, timeout=TIMEOUT, stream=True) as response:
+            if response.status_code != 200:
+                raise InfraError(f"the Debian archive answered HTTP {response.status_code}", url)
+            body = response.raw.read(limit + 1, decode_content=True)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        raise InfraError(f"cannot reach the Debian archive: {type(e).__name__}", url) from None
+    if len(body) > limit:
+        raise UserError(f"larger than {limit >> 20} MiB: not a Release file", url)
+    return bytes(body)
 
 
 def _release_entry(release: Release, name: str, base: str, suite: str) -> DscFile:
