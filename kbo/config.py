@@ -71,6 +71,17 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         15
     )
     max_attempts: Annotated[int, _s("attempts at a job before it fails for good", ge=1)] = 3
+    infra_retries: Annotated[
+        int, _s("retries of a job whose host failed it (infra-error) before it ends so", ge=0)
+    ] = 3
+    retry_seconds: Annotated[
+        int,
+        _s(
+            "seconds before an infra-error is retried, doubling each time up to 64 times this"
+            " (a dep-wait's wait)",
+            ge=1,
+        ),
+    ] = 30
     max_build_seconds: Annotated[
         int,
         _s("the longest any build may run (the broker's visibility timeout stays above)", ge=60),

@@ -26,6 +26,7 @@ from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.matrices import Matrices
+from kbo.orchestrator.retries import RetryPolicy
 from kbo.orchestrator.state import JobSpec, Run, State
 from kbo.packaging import repository
 from kbo.packaging.matrix import Matrix, Selection, representatives, select
@@ -48,7 +49,7 @@ class Coordinator:
         """One SQLite connection per thread: the task thread and the sweeper."""
         state: State | None = getattr(self._local, "state", None)
         if state is None:
-            state = self._local.state = State(self.config.database)
+            state = self._local.state = State(self.config.database, RetryPolicy.of(self.config))
         return state
 
     # -- requests from clients ---------------------------------------------------------
@@ -267,7 +268,8 @@ class Coordinator:
             self.state.mark_published([attempt_id])
 
     def sweep(self) -> None:
-        """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages."""
+        """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages;
+        publish the retries of infra-errors and dep-waits that are due."""
         self.publish(self.state.expire_leases(self.config.max_attempts))
         self.publish(self.state.unpublished(republish_after=self.config.visibility_timeout))
 

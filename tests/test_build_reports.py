@@ -1,5 +1,6 @@
 """Every build ends in a report: whatever goes wrong in it, the coordinator hears that
-the attempt failed and why, in one line, rather than waiting for its lease to lapse."""
+the attempt ended and why, in one line, rather than waiting for its lease to lapse. What
+kbo did not expect is the host's fault (infra-error), never the commit's."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def attempt(tmp_path: Path) -> build.BuildAttempt:
     ],
     ids=["CalledProcessError", "TarError", "KeyError"],
 )
-def test_any_exception_in_a_stage_ends_in_a_failed_report(
+def test_any_exception_in_a_stage_ends_in_an_infra_error_report(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     worker: list[tuple[Any, ...]],
@@ -70,7 +71,7 @@ def test_any_exception_in_a_stage_ends_in_a_failed_report(
     attempt(tmp_path).run()
     ((_, attempt_id, token, result),) = [m for m in worker if m[0] == "kbo.finished"]
     assert (attempt_id, token) == (7, "token")
-    assert result["outcome"] == "failed"
+    assert result["outcome"] == "infra-error"
     assert result["first_error"] == says
     log = gzip.decompress(base64.b64decode(result["log_gz"])).decode()
     assert f"kbo: {says}\n" in log
@@ -90,7 +91,7 @@ def test_a_log_that_cannot_be_shipped_leaves_a_report_without_it(
     monkeypatch.setattr(build.gzip, "open", full)
     attempt(tmp_path).run()
     ((*_, result),) = [m for m in worker if m[0] == "kbo.finished"]
-    assert result["outcome"] == "failed"
+    assert result["outcome"] == "infra-error"
     assert result["first_error"] == "internal error: KeyError: 'Package'"
     assert "log_gz" not in result and "log_path" not in result
 
@@ -102,5 +103,5 @@ def test_a_log_that_cannot_be_opened_leaves_a_report_without_it(
     (tmp_path / "worker" / "logs").write_text("not a directory")
     attempt(tmp_path).run()
     ((*_, result),) = [m for m in worker if m[0] == "kbo.finished"]
-    assert result["outcome"] == "failed"
+    assert result["outcome"] == "infra-error"
     assert result["first_error"].startswith("[Errno 20] Not a directory: ")

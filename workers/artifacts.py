@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from debian.deb822 import Deb822
 from debian.debfile import DebError
 
-from kbo.errors import KboError
+from kbo.errors import UserError
 from kbo.text import in_units
 from kbo.workers import job_files, worker_paths
 
@@ -43,8 +43,12 @@ AR_HEADER = 60
 CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz")
 
 
-class TooMuchOutput(KboError):
+class TooMuchOutput(UserError):
     """The build's packages, copied out, would pass the job's disk limit."""
+
+
+class BadPackage(UserError):
+    """A package the build made cannot be read as one."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def _collect(build_dir: Path, store: Path, limit: int) -> list[Artifact]:
             try:
                 control = read_control(kept)
             except (DebError, OSError, KeyError, EOFError, ValueError, tarfile.TarError) as e:
-                raise ValueError(f"{name} is not a valid Debian package: {e}") from None
+                raise BadPackage(f"{name} is not a valid Debian package: {e}") from None
             package, architecture = control.get("Package"), control.get("Architecture")
         found.append(
             Artifact(

@@ -25,7 +25,7 @@ from celery import Celery
 
 from kbo import arches, messaging, recipes
 from kbo.config import Config
-from kbo.errors import KboError
+from kbo.errors import InfraError, KboError, UserError
 from kbo.packaging import repository
 from kbo.packaging.matrix import job_key
 from kbo.text import one_line
@@ -42,6 +42,7 @@ from kbo.workers import (
 from kbo.workers.claim import BadClaim, checked_claim
 from kbo.workers.executors import Execution, prepare_execution
 from kbo.workers.first_error import first_error_in
+from kbo.workers.outcomes import MissingBuildDepends, outcome_of
 from kbo.workers.worker_paths import worker_dir
 
 log = logging.getLogger("kbo.worker")
@@ -153,9 +154,11 @@ class BuildAttempt:
         self._wake.set()
 
     def _execute(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Build the job; the report, whatever happened. Any exception fails the build
-        with a first error that names it: the coordinator hears of it now rather than
-        when the lease lapses. The log goes with the report when it can."""
+        """Build the job; the report, whatever happened. Any exception ends the build
+        with a first error that names it and the outcome ``outcome_of`` gives it (the
+        commit's fault, the host's, or missing Build-Depends): the coordinator hears of
+        it now rather than when the lease lapses. The log goes with the report when it
+        can."""
         started = time.monotonic()
         result: dict[str, Any] = {
             "outcome": "failed",
@@ -167,7 +170,7 @@ class BuildAttempt:
             log_path = self._logged_build(job, result, started)
         except Exception as e:  # the log could not be opened or written: no log
             log.exception("attempt %s failed outside its build", self.attempt_id)
-            result |= {"outcome": "failed", "first_error": _failure(e)}
+            result |= {"outcome": outcome_of(e), "first_error": _failure(e)}
             result["duration"] = round(time.monotonic() - started, 3)
             return result
         try:
@@ -189,6 +192,7 @@ class BuildAttempt:
                 if not isinstance(e, KboError | ValueError | OSError):
                     log.exception("attempt %s: internal error", self.attempt_id)
                 result["first_error"] = _failure(e)
+                result["outcome"] = outcome_of(e)
                 out.write(f"\nkbo: {result['first_error']}\n".encode())
             if result["first_error"] is None:
                 result["outcome"] = "succeeded"
@@ -200,8 +204,11 @@ class BuildAttempt:
     def _build(self, job: dict[str, Any], where: Workspace, result: dict[str, Any]) -> str | None:
         """Every stage in order; the first error, or None when the build succeeded."""
         out = where.log
-        recipe = recipes.load(job["recipe"], self.config.recipe_dirs)
-        info = arches.load(job["arch"])
+        try:
+            recipe = recipes.load(job["recipe"], self.config.recipe_dirs)
+            info = arches.load(job["arch"])
+        except UserError as e:  # the coordinator has them: this worker's files differ
+            raise InfraError(f"this worker cannot load the job's recipe or arch: {e}") from None
         executor = self._executor(job["arch"], recipe)
         result["executor"] = executor
         where.build.mkdir()
@@ -214,10 +221,8 @@ class BuildAttempt:
         )
         self._stage(out, f"executor {executor}")
         execution = prepare_execution(executor, info, self.config, where.root, out)
-        if prepared is not None and (
-            missing := self._build_depends(recipe, execution, prepared, job, out)
-        ):
-            return missing
+        if prepared is not None:
+            self._build_depends(recipe, execution, prepared, job, out)
         values = self._values(job, recipe, execution)
         spec = self._step_spec(base, job, recipe, execution, prepared, where)
         failure = self._steps(values, recipe, spec, where, execution.name)
@@ -269,8 +274,9 @@ class BuildAttempt:
         prepared: prepared_tree.Prepared,
         job: dict[str, Any],
         out: BinaryIO,
-    ) -> str | None:
-        """Report unmet Build-Depends; fail when the recipe needs them all (a full build)."""
+    ) -> None:
+        """Log unmet Build-Depends; when the recipe needs them all (a full build), raise
+        ``MissingBuildDepends``: the job waits for a host that has them (dep-wait)."""
         self._stage(out, "check Build-Depends")
         profiles = execution.env.get("DEB_BUILD_PROFILES", "").split() + list(recipe.profiles)
         root = Path(execution.chroot) if execution.chroot else None
@@ -278,17 +284,16 @@ class BuildAttempt:
         missing = build_deps.unmet(control, job["arch"], profiles, build_deps.installed_names(root))
         if not missing:
             out.write(b"kbo: every Build-Depends is installed\n")
-            return None
+            return
         out.write(f"kbo: Build-Depends not installed here: {', '.join(missing)}\n".encode())
         if recipe.require_build_depends:
-            return f"missing Build-Depends: {', '.join(missing)}"
-        return None
+            raise MissingBuildDepends(missing)
 
     def _executor(self, arch: str, recipe: recipes.Recipe) -> str:
         available = EXECUTORS_BY_ARCH.get(arch, ())
         usable = [e for e in available if e in recipe.executors]
         if not usable:
-            raise KboError(
+            raise InfraError(
                 f"worker {self.worker} cannot build {arch} with recipe {recipe.name} "
                 f"(host has {', '.join(available) or 'nothing'}; recipe wants "
                 f"{', '.join(recipe.executors)})"

@@ -27,7 +27,7 @@ from typing import BinaryIO
 from debian.changelog import Changelog
 
 from kbo.config import Config
-from kbo.errors import InfraError, KboError, UserError
+from kbo.errors import InfraError, UserError
 from kbo.packaging import download, repository, safe_tar
 from kbo.packaging.dsc import DscFile, read_dsc
 from kbo.text import NAME
@@ -44,8 +44,9 @@ VERSION = re.compile(r"(?:\d+:)?[0-9][A-Za-z0-9.+~-]*")
 MAX_CHANGELOG = 64 << 20
 
 
-class PrepareError(KboError):
-    """The tree could not be prepared: the message is the job's first error."""
+class PrepareError(UserError):
+    """The commit's packaging could not prepare the tree (``debian/rules orig`` failed,
+    an unusable changelog): the message is the job's first error."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,10 @@ def _prepare(
     say(f"exporting debian/ at {commit[:12]} from {source}")
     _export_debian(repo, commit, src)
     changelog = job_files.read_text(src, "debian/changelog", MAX_CHANGELOG)
-    head = next(iter(Changelog(changelog, max_blocks=1)))
+    try:
+        head = next(iter(Changelog(changelog, max_blocks=1)))
+    except (StopIteration, ValueError) as e:
+        raise PrepareError(f"debian/changelog has no usable entry: {e}") from None
     package, version = head.package or "linux", str(head.version)
     upstream = head.version.upstream_version or version
     if not VERSION.fullmatch(version) or not re.fullmatch(NAME, package):

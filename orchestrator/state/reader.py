@@ -75,15 +75,21 @@ class StateReader:
         row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
             return None
+        # e_id: the attempt that ended as the job's state says (while a retry waits, the
+        # current attempt is that retry, which has no error to tell yet).
         jobs = self._all(
             "SELECT j.*, rj.enqueued, a.id AS a_id,"
-            " (SELECT COUNT(*) FROM attempts WHERE job_id = j.id) AS attempt_count"
+            " (SELECT COUNT(*) FROM attempts WHERE job_id = j.id) AS attempt_count,"
+            " (SELECT id FROM attempts WHERE job_id = j.id AND state = j.state"
+            "  ORDER BY number DESC LIMIT 1) AS e_id"
             " FROM run_jobs rj JOIN jobs j ON j.id = rj.job_id"
             " LEFT JOIN attempts a ON a.id = j.current_attempt"
             " WHERE rj.run_id = ? ORDER BY j.arch, j.featureset, j.flavour",
             (run_id,),
         )
-        attempts = self._attempts_by_id(r["a_id"] for r in jobs if r["a_id"] is not None)
+        attempts = self._attempts_by_id(
+            i for r in jobs for i in (r["a_id"], r["e_id"]) if i is not None
+        )
         return RunSummary(
             Run.from_row(row),
             [
@@ -92,6 +98,7 @@ class StateReader:
                     attempts.get(r["a_id"]),
                     bool(r["enqueued"]),
                     r["attempt_count"],
+                    attempts.get(r["e_id"]) if r["e_id"] is not None else None,
                 )
                 for r in jobs
             ],
