@@ -267,6 +267,29 @@ class JobResult:
 
 
 @dataclass(frozen=True)
+class HostProblem:
+    """Why a job is not built though its commit is not to blame: the host failed it
+    (``infra-error``) or lacks its Build-Depends (``dep-wait``)."""
+
+    state: str
+    error: str | None
+    worker: str | None
+    log: str | None
+    retry_at: float | None  # when its next attempt is due; None: no retry waits
+    infra_errors: int  # its attempts that ended infra-error
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "error": self.error,
+            "worker": self.worker,
+            "log": self.log,
+            "retry_at": self.retry_at,
+            "infra_errors": self.infra_errors,
+        }
+
+
+@dataclass(frozen=True)
 class Alert:
     """A failure already mailed for a job key of a recipe: what it said, and since when."""
 
