@@ -4,6 +4,7 @@ bounded pieces, and its packages are copied out only up to the job's disk limit.
 from __future__ import annotations
 
 import io
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from kbo import recipes
 from kbo.config import Config
 from kbo.workers import artifacts, runner, sandbox
 from kbo.workers.build import BuildAttempt, Workspace
-from kbo.workers.first_error import MAX_LENGTH, first_error_in
+from kbo.workers.first_error import MAX_LENGTH, PIECE, first_error_in
 
 
 def test_endless_output_stops_the_command_at_the_log_cap(
@@ -108,3 +109,31 @@ def test_packages_are_copied_out_only_up_to_the_job_disk_limit(tmp_path: Path) -
         artifacts.collect(build_dir, store, 1 << 20)
     assert not store.exists()  # nothing half copied is kept
     assert len(artifacts.collect(build_dir, store, 1200 << 10)) == 3
+
+
+@pytest.mark.parametrize("word", ["Kconfig", " ld: ", " ld.bfd: "])
+def test_no_line_costs_the_error_patterns_more_than_one_pass(tmp_path: Path, word: str) -> None:
+    """A line of 64 KiB repeating what a pattern looks for took seconds (a log holds
+    16,384 of them: hours of the worker's time after the build's own time was up)."""
+    log = tmp_path / "job.log"
+    log.write_bytes((word * (PIECE // len(word)))[: PIECE - 1].encode() + b"\n")
+    started = time.monotonic()
+    assert first_error_in(log) is None
+    assert time.monotonic() - started < 0.2
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "arch/alpha/Kconfig:12: syntax error",
+        "drivers/Kconfig.debug:3: warning: unknown option",
+        "scripts/x.c:3: error in Kconfig symbol",
+        "/usr/bin/ld: vmlinux.o: error adding symbols",
+        "alpha-linux-gnu-ld.bfd: final link failed: error",
+        "x ld: one ld: two error",
+    ],
+)
+def test_the_error_patterns_still_find_their_lines(tmp_path: Path, line: str) -> None:
+    log = tmp_path / "job.log"
+    log.write_text(f"noise\n{line}\nmake: *** [all] Error 2\n")
+    assert first_error_in(log) == line

@@ -16,10 +16,18 @@ MAX_LENGTH = 400
 # the build writes the log, and one line of it may be gigabytes long.
 PIECE = 64 << 10
 
+# The build writes every line these meet, so none may backtrack over a line more than
+# once: "KconfigKconfig..." or " ld: ld: ..." took the old patterns seconds per line. The
+# atomic groups hold a match to the first "ld: " and the last "Kconfig" of the word,
+# which is where any match can be found.
 PRECISE = [
     re.compile(r"^(?P<where>[^\s:]+:\d+(?::\d+)?): (?:fatal )?error: .*"),  # gcc, clang
-    re.compile(r"^(?P<where>[^\s:]+:\d+): .*Kconfig.*|^(?P<kconfig>[^\s:]*Kconfig[^\s:]*:\d+): .*"),
-    re.compile(r".*: undefined reference to .*|^.*\bld(?:\.bfd)?: .*error.*|^collect2: error: .*"),
+    re.compile(
+        r"^(?P<where>[^\s:]+:\d+): .*Kconfig.*|^(?P<kconfig>(?>[^\s:]*Kconfig)[^\s:]*:\d+): .*"
+    ),
+    re.compile(
+        r".*: undefined reference to .*|^(?>.*?\bld(?:\.bfd)?: ).*error.*|^collect2: error: .*"
+    ),
     re.compile(r"^Patch (?P<patch>\S+) does not apply.*|^Applying patch .* FAILED.*"),
     re.compile(r"^dpkg-[a-z]+: error: .*|^E: .*"),
     re.compile(r"^(?:ERROR|Error|error): .*"),
