@@ -161,3 +161,45 @@ def test_a_control_tarball_of_concatenated_xz_streams_fails_fast(tmp_path: Path)
     assert isinstance(error, DebError), error
     assert "decompresses to more than 17 MiB" in str(error)
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("control", "says"),
+    [
+        (b"Package: probe\nArchitecture: " + b"a" * (1 << 19) + b"\n", "Architecture is 'aaa"),
+        (b"Package: probe\nArchitecture: alpha\n multi-line\n", "Architecture is 'alpha\\n"),
+        (b"Architecture: alpha\n", "Package is missing"),
+    ],
+    ids=["huge-arch", "multi-line-arch", "no-package"],
+)
+def test_a_package_must_name_itself_and_its_arch_in_short_words(
+    tmp_path: Path, control: bytes, says: str
+) -> None:
+    """Its name and arch go into the report, and into the first error that says a
+    package is for another arch: half a MiB, or a line break, of the build's choosing."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("./control")
+        info.size = len(control)
+        tar.addfile(info, io.BytesIO(control))
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "probe_1.0_alpha.deb").write_bytes(
+        ar((b"debian-binary", b"2.0\n"), (b"control.tar.xz", lzma.compress(buffer.getvalue())))
+    )
+    with pytest.raises(
+        artifacts.BadPackage, match=r"probe_1\.0_alpha\.deb is not a valid Debian package"
+    ) as e:
+        artifacts.collect(build, tmp_path / "store", 1 << 30)
+    assert says in str(e.value)
+    assert len(str(e.value)) < 200
+
+
+def test_a_package_with_its_name_and_arch_is_collected(tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "probe_1.0_alpha.deb").write_bytes(
+        ar((b"debian-binary", b"2.0\n"), (b"control.tar.xz", GOOD_CONTROL[1]))
+    )
+    (found,) = artifacts.collect(build, tmp_path / "store", 1 << 30)
+    assert (found.package, found.architecture) == ("probe", "alpha")

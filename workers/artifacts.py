@@ -17,6 +17,7 @@ import hashlib
 import io
 import lzma
 import os
+import re
 import tarfile
 import zlib
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from debian.deb822 import Deb822
 from debian.debfile import DebError
 
 from kbo.errors import UserError
-from kbo.text import in_units
+from kbo.text import NAME, in_units
 from kbo.workers import job_files, worker_paths
 
 SUFFIXES = (".deb", ".udeb", ".changes", ".buildinfo")
@@ -41,6 +42,13 @@ MAX_CONTROL_TAR = 17 << 20
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
 CONTROL_MEMBERS = ("control.tar", "control.tar.gz", "control.tar.xz")
+# The report carries every file collected, with its package's name and arch, and a
+# broker message has a size limit (64 MiB in embedded mode): 100,000 empty ".changes"
+# files made a report of 66 MiB, dropped, and the result was lost. A kernel build
+# leaves tens of files; a package's name and arch are short words.
+MAX_ARTIFACTS = 1000
+MAX_FIELD = 128
+_WORD = re.compile(f"{NAME}")
 
 
 class TooMuchOutput(UserError):
@@ -79,9 +87,13 @@ def _collect(build_dir: Path, store: Path, limit: int) -> list[Artifact]:
     copied = 0
     # Every name that looks like a package is opened, so a symlink, FIFO or device
     # under such a name fails the build, saying so, rather than passing unseen.
-    for name in sorted(os.listdir(build_dir)):
-        if not name.endswith(SUFFIXES):
-            continue
+    names = sorted(name for name in os.listdir(build_dir) if name.endswith(SUFFIXES))
+    if len(names) > MAX_ARTIFACTS:
+        raise TooMuchOutput(
+            f"the build left {len(names)} packages and upload files, more than "
+            f"{MAX_ARTIFACTS}: none kept"
+        )
+    for name in names:
         store.mkdir(parents=True, exist_ok=True)
         kept = store / name
         digest = hashlib.sha256()
@@ -102,13 +114,25 @@ def _collect(build_dir: Path, store: Path, limit: int) -> list[Artifact]:
                 control = read_control(kept)
             except (DebError, OSError, KeyError, EOFError, ValueError, tarfile.TarError) as e:
                 raise BadPackage(f"{name} is not a valid Debian package: {e}") from None
-            package, architecture = control.get("Package"), control.get("Architecture")
+            package, architecture = (
+                _word(control, "Package", name),
+                _word(control, "Architecture", name),
+            )
         found.append(
             Artifact(
                 name, str(kept), kept.stat().st_size, digest.hexdigest(), package, architecture
             )
         )
     return found
+
+
+def _word(control: Deb822, field: str, name: str) -> str:
+    """The package's ``field``, which must be a short Debian name: the report carries it."""
+    value = control.get(field)
+    if isinstance(value, str) and len(value) <= MAX_FIELD and _WORD.fullmatch(value):
+        return value
+    shown = "missing" if value is None else repr(value[:40]) + ("…" if len(value) > 40 else "")
+    raise BadPackage(f"{name} is not a valid Debian package: its {field} is {shown}")
 
 
 def _too_much(limit: int) -> TooMuchOutput:
