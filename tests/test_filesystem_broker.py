@@ -197,3 +197,49 @@ def test_a_message_that_is_not_json_is_dropped_and_the_consumer_goes_on(
     assert _next_payload(folder) == {"i": "good"}
     assert "0_planted.q.msg" in caplog.text
     assert not list(folder.glob("*planted*")) and not list(folder.glob(".*.taken"))
+
+
+ENVELOPE = (
+    '{"body": %s, "headers": {}, "content-type": "application/json",'
+    ' "properties": {"delivery_tag": %s, "delivery_info": %s, "body_encoding": %s}}'
+)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[" * 100_000,
+        b'{"a": ' * 100_000,
+        b"{}",
+        b'{"body": "e30=", "properties": {}}',
+        (ENVELOPE % ('"e30="', "[1]", "{}", '"base64"')).encode(),
+        (ENVELOPE % ('"e30="', '"t"', "[]", '"base64"')).encode(),
+        (ENVELOPE % ('"e30="', '"t"', '{"routing_key": 5}', '"base64"')).encode(),
+        (ENVELOPE % ('"e30="', '"t"', "{}", '"rot13"')).encode(),
+        (ENVELOPE % ('"e30"', '"t"', "{}", '"base64"')).encode(),
+        (ENVELOPE % ("5", '"t"', "{}", "null")).encode(),
+        b'{"body": "", "headers": 5, "properties": {"delivery_tag": "t"}}',
+    ],
+    ids=[
+        "nested-arrays",
+        "nested-objects",
+        "empty-object",
+        "no-delivery-tag",
+        "list-delivery-tag",
+        "list-delivery-info",
+        "number-routing-key",
+        "unknown-encoding",
+        "bad-base64",
+        "number-body",
+        "number-headers",
+    ],
+)
+def test_json_that_is_not_a_kombu_message_is_dropped_and_the_consumer_goes_on(
+    folder: Path, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    """kombu reads its fields blindly: ``{}`` raised KeyError out of the consumer, deep
+    nesting RecursionError, as bytes that were not JSON did."""
+    (folder / "0_planted.q.msg").write_bytes(content)
+    assert _next_payload(folder) == {"i": "good"}
+    assert "0_planted.q.msg" in caplog.text
+    assert not list(folder.glob("*planted*")) and not list(folder.glob(".*.taken"))

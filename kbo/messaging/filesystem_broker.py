@@ -17,12 +17,15 @@ to a hidden name in the same folder instead.
 Whoever can write to the folder can put anything under a message's name: a symlink
 (to /etc/shadow), a FIFO (whose open() blocks the consumer for ever), a huge file, or
 bytes that are not JSON (which kill the consumer). The consumer reads only a regular
-file of at most ``MAX_MESSAGE`` bytes, holding a JSON object; anything else is dropped
-with a warning, and it goes on to the next message.
+file of at most ``MAX_MESSAGE`` bytes, holding a JSON object with the fields of a kombu
+message (``{}`` alone killed it with a KeyError); anything else is dropped with a
+warning, and it goes on to the next message.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
 import logging
 import os
@@ -70,9 +73,42 @@ def read_message(path: str) -> Any:
         payload = loads(bytes_to_str(data))
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError both are
         raise NotAMessage(f"is not JSON: {e}") from None
+    except RecursionError:  # "[[[[...": nested deeper than the decoder goes
+        raise NotAMessage("is not JSON: nested too deep") from None
     if not isinstance(payload, dict):
         raise NotAMessage("is not a JSON object")
+    if problem := _envelope_problem(payload):
+        raise NotAMessage(f"is not a kombu message: {problem}")
     return payload
+
+
+def _envelope_problem(payload: dict[str, Any]) -> str | None:
+    """What in ``payload`` kombu's virtual transport would fail on, raising out of the
+    consumer (KeyError on ``{}``), or None: the fields it reads, of the types it needs."""
+    properties = payload.get("properties")
+    if not isinstance(properties, dict):
+        return "no properties"
+    if not isinstance(properties.get("delivery_tag"), str):
+        return "no delivery tag"
+    info = properties.get("delivery_info", {})
+    if not isinstance(info, dict) or not all(
+        isinstance(info.get(key, ""), str) for key in ("exchange", "routing_key")
+    ):
+        return "bad delivery info"
+    for key, kind in (("headers", dict), ("content-type", str), ("content-encoding", str)):
+        if payload.get(key) is not None and not isinstance(payload[key], kind):
+            return f"bad {key}"
+    body, encoding = payload.get("body"), properties.get("body_encoding")
+    if body is not None and not isinstance(body, str):
+        return "a body that is not text"
+    if encoding not in (None, "utf-8", "base64"):
+        return f"a body in {str(encoding)[:20]!r}"
+    if encoding == "base64" and body:
+        try:
+            base64.b64decode(body, validate=True)
+        except binascii.Error:
+            return "a body that is not base64"
+    return None
 
 
 class Channel(filesystem.Channel):
