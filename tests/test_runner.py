@@ -4,6 +4,7 @@ when it does not; nothing of its process group survives."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,15 @@ def test_a_step_that_ignores_term_is_killed_after_the_grace(
     assert result.timed_out == "timed out after 1 s"
     assert 1 + 1.0 <= result.duration < 1 + 1.0 + 1.5
     assert subprocess.run(["pgrep", "-f", "sleep 2719"], check=False).returncode == 1
+
+
+def test_a_command_that_closes_its_output_and_runs_on_still_times_out(tmp_path: Path) -> None:
+    """The end of its output was taken for its end: the runner then waited for it with no
+    timeout at all."""
+    started = time.monotonic()
+    with (tmp_path / "log").open("wb") as log:
+        result = runner.run(
+            ["sh", "-c", "exec >&- 2>&-; sleep 30"], log=log, timeout=2, no_output_timeout=60
+        )
+    assert result.timed_out == "timed out after 2 s"
+    assert time.monotonic() - started < 10

@@ -104,7 +104,12 @@ def _stream(
             for _ in selector.select(timeout=0.5):
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
-                    return None
+                    # Every writer closed the pipe; a command that did so and runs on is
+                    # still held to its timeouts, not waited for without end.
+                    selector.unregister(fd)
+                    if process.poll() is not None:
+                        return None
+                    break
                 log.write(chunk)
                 last_output = time.monotonic()
                 logged += len(chunk)
