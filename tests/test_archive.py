@@ -13,11 +13,15 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from kbo.errors import InfraError, UserError
+from kbo.packaging import archive, download
+from kbo.packaging.dsc import DscFile
 from tests.conftest import FIXTURES, KBO
 
 HELLO = FIXTURES / "hello-2.10-3"
@@ -190,3 +194,78 @@ def test_an_endless_inrelease_is_refused_before_it_is_held(
     assert result.stderr == (
         f"kbo: {url}/dists/testing/InRelease: larger than 4 MiB: not a Release file\n"
     )
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """A mirror that drips one byte every 0.2 s, or floods (up to 256 MiB) without end."""
+
+    sent = 0
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(256 << 20))
+        self.end_headers()
+        drip = self.path.endswith("InRelease")
+        block = b"A" if drip else b"\0" * (1 << 20)
+        try:
+            for _ in range(256):
+                self.wfile.write(block)
+                self.wfile.flush()
+                type(self).sent += len(block)
+                if drip:
+                    time.sleep(0.2)
+        except OSError:  # the client gave up: what this is for
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    _Hostile.sent = 0
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _in_thread(call: Callable[[], object], seconds: float) -> object:
+    answer: list[object] = []
+
+    def run() -> None:
+        try:
+            answer.append(call())
+        except Exception as e:
+            answer.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answer, f"still reading after {seconds} s"
+    return answer[0]
+
+
+def test_an_inrelease_dripped_a_byte_at_a_time_ends_at_the_timeout(
+    hostile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each read got its byte within the read timeout, so no timeout ever ran out: 4 MiB
+    at one byte every 0.2 s is ten days."""
+    monkeypatch.setattr(archive, "TIMEOUT", 2)
+    url = f"{hostile}/dists/testing/InRelease"
+    error = _in_thread(lambda: archive._get_small(url, archive.MAX_RELEASE), 15)
+    assert isinstance(error, InfraError), error
+    assert "too slowly" in str(error)
+
+
+def test_a_download_is_cut_at_the_size_its_checksum_is_for(hostile: str, tmp_path: Path) -> None:
+    """An endless body was written whole, then found to be the wrong size: a hostile
+    mirror (or anyone on its plain HTTP) filled the cache's disk."""
+    expected = DscFile(name="x.dsc", size=1000, sha256="0" * 64)
+    error = _in_thread(
+        lambda: download.fetch(f"{hostile}/pool/x.dsc", "x.dsc", tmp_path, expected), 60
+    )
+    assert isinstance(error, UserError), error
+    assert "sent more than the 1000 bytes" in str(error)
+    assert _Hostile.sent < 32 << 20
+    assert not list(tmp_path.rglob("x.dsc"))

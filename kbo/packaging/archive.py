@@ -13,6 +13,7 @@ import lzma
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +97,24 @@ def _signed_release(url: str, keyring: Path) -> Release:
 
 
 def _get_small(url: str, limit: int) -> bytes:
-    """The body at ``url``, read no further than ``limit``: nothing is trusted before
-    its signature is checked, so a mirror cannot make kbo hold more."""
+    """The body at ``url``, read no further than ``limit`` and for no longer than
+    ``TIMEOUT`` in all: nothing is trusted before its signature is checked, so a mirror
+    cannot make kbo hold more, nor wait for ever on a byte sent every few seconds (the
+    timeout of each read alone never ran out)."""
+    deadline = time.monotonic() + TIMEOUT
+    body = bytearray()
     try:
         with requests.get(url, timeout=TIMEOUT, stream=True) as response:
             if response.status_code != 200:
                 raise InfraError(f"the Debian archive answered HTTP {response.status_code}", url)
-            body = response.raw.read(limit + 1, decode_content=True)
+            while len(body) <= limit:
+                if time.monotonic() > deadline:
+                    raise InfraError(f"the Debian archive sent it too slowly ({TIMEOUT} s)", url)
+                # read1: what has come, not a wait for the whole amount.
+                chunk = response.raw.read1(min(1 << 16, limit + 1 - len(body)), True)
+                if not chunk:
+                    break
+                body += chunk
     except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
         raise InfraError(f"cannot reach the Debian archive: {type(e).__name__}", url) from None
     if len(body) > limit:
