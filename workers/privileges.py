@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -68,16 +67,23 @@ def _hand_over(path: Path, uid: int, gid: int) -> None:
 
 
 def _chown_all(path: Path, uid: int, gid: int) -> None:
-    """Hand over ``path`` and all below it, never through a link: a build may swap a
-    directory for a symlink to the host's files while root walks it, so every name is
-    changed relative to its directory's descriptor, and ``os.fwalk`` enters only a
-    directory that is the one it listed."""
-    os.lchown(path, uid, gid)
-    if not stat.S_ISDIR(os.lstat(path).st_mode):
-        return
-    for _, dirs, files, dir_fd in os.fwalk(path, follow_symlinks=False):
-        for name in dirs + files:
-            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+    """Hand over ``path`` and all below it, never through a link.
+
+    A build may swap a directory for a symlink to the host's files while root walks it,
+    and may leave a tree deeper than Python can recurse. GNU chown's walk (fts, ``-P``)
+    is iterative, changes each name relative to its directory's descriptor without
+    following links, and enters only a directory that is the one it listed, so it does
+    this job better than a walk of our own."""
+    done = subprocess.run(
+        ["chown", "-R", "-P", "--no-dereference", f"{uid}:{gid}", "--", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise OSError(
+            f"cannot hand {path} to uid {uid}: {reason[0] if reason else done.returncode}"
+        )
 
 
 def _own_environment(config: Config) -> None:
