@@ -71,14 +71,32 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         15
     )
     max_attempts: Annotated[int, _s("attempts at a job before it fails for good", ge=1)] = 3
+    infra_retries: Annotated[
+        int, _s("retries of a job whose host failed it (infra-error) before it ends so", ge=0)
+    ] = 3
+    retry_seconds: Annotated[
+        int,
+        _s(
+            "seconds before an infra-error is retried, doubling each time up to 64 times this"
+            " (a dep-wait's wait)",
+            ge=1,
+        ),
+    ] = 30
     max_build_seconds: Annotated[
         int,
         _s("the longest any build may run (the broker's visibility timeout stays above)", ge=60),
     ] = 24 * 3600
     reply_seconds: Annotated[int, _s("how long a client waits for the coordinator", ge=1)] = 60
     mirror: Annotated[
-        str, _s("the Debian mirror orig tarballs come from", pattern="^(https?|file)://")
+        str,
+        _s(
+            "the Debian mirror: orig tarballs, `import-dsc PACKAGE/SUITE`",
+            pattern="^(https?|file)://",
+        ),
     ] = "http://deb.debian.org/debian"
+    archive_keyring: Annotated[
+        str, _s("the keys a suite's signed Release must carry (`import-dsc PACKAGE/SUITE`)")
+    ] = "/usr/share/keyrings/debian-archive-keyring.gpg"
     dsc_dirs: Annotated[
         tuple[str, ...], _s(".dsc files that vouch for orig tarballs' checksums")
     ] = ()

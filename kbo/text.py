@@ -31,6 +31,14 @@ def escaped(value: str) -> str:
     return repr(value.encode("utf-8", "surrogateescape")).removeprefix("b")
 
 
+def in_units(size: int) -> str:
+    """A byte count for a message, rounded down to the largest binary unit: "1 GiB"."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
 def one_line(text: str) -> str:
     """A message fit for one line of stderr: line breaks become spaces."""
     return _LINE_BREAKS.sub(" ", text.strip())

@@ -8,6 +8,7 @@ idempotent: re-delivery or a repeated report changes nothing.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import threading
 import time
@@ -27,11 +28,16 @@ from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.matrices import Matrices
+from kbo.orchestrator.retries import RetryPolicy
 from kbo.orchestrator.state import JobSpec, Run, State
 from kbo.packaging import repository
 from kbo.packaging.matrix import Matrix, Selection, representatives, select
 
 log = logging.getLogger("kbo.coordinator")
+
+# The largest compressed log a report may carry: a worker sends at most 16 MiB
+# (workers/build.py MAX_SHIPPED_LOG; the two sides never import each other).
+MAX_RECEIVED_LOG = 16 << 20
 
 
 class Coordinator:
@@ -46,7 +52,7 @@ class Coordinator:
         """One SQLite connection per thread: the task thread and the sweeper."""
         state: State | None = getattr(self._local, "state", None)
         if state is None:
-            state = self._local.state = State(self.config.database)
+            state = self._local.state = State(self.config.database, RetryPolicy.of(self.config))
         return state
 
     # -- requests from clients ---------------------------------------------------------
@@ -186,11 +192,24 @@ class Coordinator:
         return self.state.renew_lease(attempt_id, token, self.config.lease_seconds, stage)
 
     def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Record a worker's report. A path it names is never kept nor read (the
+        coordinator would mail any file it names): only the log's bytes, kept here."""
+        if not isinstance(result, dict):
+            result = {}
+        result.pop("log_path", None)
         log_gz = result.pop("log_gz", None)
         job = self.state.job_of_attempt(attempt_id)
+        received = None
         if log_gz is not None and job is not None:
-            result["log_path"] = str(self._keep_log(job.key, attempt_id, log_gz))
+            received = self._receive_log(job.key, attempt_id, log_gz)
+        if received is not None:
+            result["log_path"] = str(received[1])
         verdict = self.state.finish(attempt_id, token, result)
+        if received is not None:  # a refused report overwrites no log
+            if verdict.accepted:
+                received[0].replace(received[1])
+            else:
+                received[0].unlink()
         if not verdict.accepted:
             log.warning("report from attempt %s refused: %s", attempt_id, verdict.reason)
         elif verdict.reason != "already recorded":
@@ -225,14 +244,23 @@ class Coordinator:
         except Exception:  # the page must never cost a report
             log.exception("writing the status page %s failed", self.config.status_page)
 
-    def _keep_log(self, key: str, attempt_id: int, log_gz: str) -> Path:
-        """The worker's compressed log, kept in the coordinator's state directory."""
+    def _receive_log(self, key: str, attempt_id: int, log_gz: object) -> tuple[Path, Path] | None:
+        """The worker's compressed log written to a temporary file in the coordinator's
+        state directory, and where it goes once the report is accepted; None (with a
+        warning) for anything that is not a log of at most ``MAX_RECEIVED_LOG`` bytes."""
+        if not isinstance(log_gz, str) or len(log_gz) > MAX_RECEIVED_LOG * 4 // 3 + 4:
+            log.warning("report from attempt %s: its log is not text or too large", attempt_id)
+            return None
+        try:
+            data = base64.b64decode(log_gz, validate=True)
+        except binascii.Error:
+            log.warning("report from attempt %s: its log is not base64", attempt_id)
+            return None
         path = self.config.state_path / "logs" / key / f"{attempt_id}.log.gz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(base64.b64decode(log_gz))
-        tmp.replace(path)
-        return path
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(data)
+        return tmp, path
 
     # -- enqueueing and the lease sweep ------------------------------------------------
 
@@ -245,8 +273,9 @@ class Coordinator:
             self.state.mark_published([attempt_id])
 
     def sweep(self) -> None:
-        """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages.
-        Leases lapse only when ``Listening.may_lapse_leases`` says so."""
+        """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages;
+        publish the retries of infra-errors and dep-waits that are due. Leases lapse only
+        when ``Listening.may_lapse_leases`` says so."""
         if self.listening.may_lapse_leases(self.config.lease_seconds):
             self.publish(self.state.expire_leases(self.config.max_attempts))
         self.publish(self.state.unpublished(republish_after=self.config.visibility_timeout))

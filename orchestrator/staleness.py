@@ -4,7 +4,8 @@ An arch is OK when every flavour it has in the matrix at HEAD built successfully
 HEAD. A commit that adds a flavour therefore makes the arch STALE until that flavour
 builds. FAILING (the newest result of some flavour is a failure) outranks BUILDING
 (a job in flight at HEAD), which outranks STALE (an older commit built completely)
-and NEVER (no commit ever did).
+and NEVER (no commit ever did). Only a ``failed`` build counts as a failure: an
+``infra-error`` or ``dep-wait`` is the host's, and leaves the flavour STALE or NEVER.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbo.orchestrator.state.records import JobResult
+from kbo.orchestrator.state.records import HostProblem, JobResult
 
 STATES = ("OK", "FAILING", "BUILDING", "STALE", "NEVER")
 Flavour = tuple[str, str]  # (featureset, flavour)
@@ -39,6 +40,9 @@ class Standing:
     flavours: list[Standing] = field(default_factory=list)
     first_error: str | None = None  # of the failure at failing_commit, with its log
     log: str | None = None
+    # Why it is not built at HEAD when its host is to blame (infra-error, dep-wait): never
+    # FAILING for that. An arch's is that of its first flavour with one.
+    host_problem: HostProblem | None = None
 
     def to_json(self, now: float) -> dict[str, Any]:
         return {
@@ -53,6 +57,7 @@ class Standing:
             "failing_commit": self.failing_commit,
             "first_error": self.first_error,
             "log": self.log,
+            "host_problem": None if self.host_problem is None else self.host_problem.to_json(),
         } | ({"flavours": [f.to_json(now) for f in self.flavours]} if self.flavours else {})
 
 

@@ -20,6 +20,7 @@ from kbo.errors import UserError
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.staleness import Commit, Flavour, Standing, assess
 from kbo.orchestrator.state import JobResult, StateReader
+from kbo.orchestrator.state.records import HOST_PROBLEMS
 from kbo.packaging import repository
 from kbo.packaging.matrix import BuildJob, representatives
 
@@ -77,8 +78,12 @@ def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tr
     arches = [
         assess(arch, history, functools.partial(flavours_at, arch), results) for arch in tracked
     ]
+    states_at_head = {
+        (r.arch, r.featureset, r.flavour): r.state for r in results if r.commit == head
+    }
     for standing in arches:
         _explain_failure(state, source, recipe, standing)
+        _explain_host_problems(state, source, recipe, head, states_at_head, standing)
     return Standings(
         repo,
         head,
@@ -87,7 +92,7 @@ def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tr
         {a: at_head[a] for a in tracked},
         history,
         matrices.at(head)[0],
-        {(r.arch, r.featureset, r.flavour): r.state for r in results if r.commit == head},
+        states_at_head,
         state.in_flight(source, recipe),
     )
 
@@ -109,6 +114,27 @@ def _explain_failure(state: StateReader, source: str, recipe: str, arch: Standin
             oldest = flavour
     if oldest is not None:
         arch.first_error, arch.log = oldest.first_error, oldest.log
+
+
+def _explain_host_problems(
+    state: StateReader,
+    source: str,
+    recipe: str,
+    head: str,
+    states_at_head: dict[tuple[str, str, str], str],
+    arch: Standing,
+) -> None:
+    """Why flavours are not built at HEAD when their host is to blame (infra-error,
+    dep-wait): the arch carries its first such flavour's."""
+    for flavour in arch.flavours:
+        name, featureset, flavour_name = flavour.name.split("/")
+        if states_at_head.get((name, featureset, flavour_name)) not in HOST_PROBLEMS:
+            continue
+        flavour.host_problem = state.host_problem_at(
+            source, recipe, name, featureset, flavour_name, head
+        )
+        if arch.host_problem is None:
+            arch.host_problem = flavour.host_problem
 
 
 def _results_near_head(

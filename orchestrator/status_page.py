@@ -1,4 +1,8 @@
-"""A static status page: arch x flavour, one colour per state, readable without JavaScript."""
+"""A static status page: arch x flavour, one colour per state, readable without JavaScript.
+
+A flavour its hosts failed (infra-error) or that waits for a host with its Build-Depends
+(dep-wait) says so in its cell, with the error as the cell's title, under the admins'
+eyes: it is never the commit's failure, so never red for it."""
 
 from __future__ import annotations
 
@@ -47,7 +51,9 @@ td.s {{ color: white; }}
 <body>
 <h1>{html.escape(title)}</h1>
 <p>HEAD {html.escape(head[:12])}; generated {generated}. Each cell: state, and how many
-commits HEAD is ahead of the last successful build.</p>
+commits HEAD is ahead of the last successful build; <b>infra-error</b> (a host or service
+failed the build) or <b>dep-wait</b> (no host has its Build-Depends yet) when the hosts,
+not the commit, kept it from building at HEAD.</p>
 <p>{legend}</p>
 <table>
 <tr><th>arch</th><th>state</th><th colspan="{width}">flavours</th></tr>
@@ -60,12 +66,14 @@ commits HEAD is ahead of the last successful build.</p>
 def _cell(label: str, standing: Standing) -> str:
     behind = "" if standing.commits_behind is None else f" ({standing.commits_behind} behind)"
     colour = COLOURS[standing.state]
-    text = html.escape(
+    problem = standing.host_problem
+    text = (
         f"{label}: {standing.state}{behind}"
         if label != standing.state
         else f"{standing.state}{behind}"
-    )
-    return f'<td class="s" style="background:{colour}">{text}</td>'
+    ) + (f"; {problem.state}" if problem else "")
+    title = f' title="{html.escape(problem.error or problem.state)}"' if problem else ""
+    return f'<td class="s" style="background:{colour}"{title}>{html.escape(text)}</td>'
 
 
 def write_page(

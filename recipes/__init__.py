@@ -95,7 +95,8 @@ class Recipe(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         bool, _s('compile through ccache where the host has it ({cc} is "ccache ...gcc")')
     ] = False
     require_build_depends: Annotated[
-        bool, _s("fail unless every Build-Depends is installed (else they are only logged)")
+        bool,
+        _s("wait for a host with every Build-Depends installed (dep-wait); else only logged"),
     ] = False
 
     def limits(self, executor: str) -> tuple[int, int]:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import tarfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ import pytest
 from kbo.errors import KboError, UserError
 from kbo.packaging import safe_tar
 from kbo.packaging.dsc import unpack_debian
-from kbo.workers import job_files
+from kbo.workers import job_files, prepared_tree
 from kbo.workers.prepared_tree import _export_debian
 from tests.conftest import LINUX_61, RunKbo, git
 
@@ -334,3 +335,40 @@ def test_export_refuses_what_git_archive_never_makes(tmp_path: Path) -> None:
     buffer.seek(0)
     with tarfile.open(fileobj=buffer) as tar, pytest.raises(KboError, match="a device"):
         safe_tar.extract(tar, tmp_path, "here", within="debian")
+
+
+def zeros_commit(repo: Path, size: int) -> str:
+    """A commit whose debian/ holds a file of ``size`` zeros: little in git, a lot out."""
+    return commit_links(
+        repo, {}, {"debian/rules": b"#!/usr/bin/make -f\n", "debian/zeros": bytes(size)}
+    )
+
+
+def test_export_of_a_large_debian_streams_through_disk_not_memory(tmp_path: Path) -> None:
+    """Before: git archive's output was held whole, and a 256 MiB file of zeros took
+    543 MiB of the worker's memory."""
+    commit = zeros_commit(tmp_path / "linux", 64 << 20)
+    (tmp_path / "src").mkdir()
+    tracemalloc.start()
+    try:
+        _export_debian(tmp_path / "linux", commit, tmp_path / "src")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"exporting debian/ peaked at {peak >> 20} MiB"
+    assert (tmp_path / "src/debian/zeros").stat().st_size == 64 << 20
+
+
+def test_export_over_the_limit_stops_git_and_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared_tree, "MAX_DEBIAN_EXPORT", 4 << 20, raising=False)
+    repo = tmp_path / "linux"
+    commit = zeros_commit(repo, 32 << 20)
+    (tmp_path / "prepared" / "src").mkdir(parents=True)
+    with pytest.raises(KboError) as refused:
+        _export_debian(repo, commit, tmp_path / "prepared" / "src")
+    assert str(refused.value) == (
+        f"{repo} at {commit[:12]}: debian/ takes more than 4 MiB as a tar archive"
+    )
+    assert tree(tmp_path / "prepared") == {"src"}  # no temporary file left

@@ -13,6 +13,8 @@ import pytest
 
 from kbo.workers import artifacts, job_files
 
+DISK_LIMIT = 40 << 30  # job_disk_gb's default
+
 
 @pytest.fixture
 def build(tmp_path: Path) -> Path:
@@ -45,7 +47,7 @@ def test_anything_but_a_regular_file_is_refused_at_once(
     make(build / "linux-image.deb")
     start = time.monotonic()
     with pytest.raises(job_files.UnsafeFile, match=says):
-        artifacts.collect(build, build.parent / "store")
+        artifacts.collect(build, build.parent / "store", DISK_LIMIT)
     assert time.monotonic() - start < 5  # a FIFO does not block the worker
     assert not job_files.is_regular(build, "linux-image.deb")
     assert not (build.parent / "store" / "linux-image.deb").exists()
@@ -66,5 +68,5 @@ def test_a_huge_sparse_file_is_refused_unread(build: Path) -> None:
     with (build / "huge.deb").open("wb") as f:
         f.truncate(100 << 30)  # 100 GiB, no blocks
     with pytest.raises(job_files.UnsafeFile, match="over the limit"):
-        artifacts.collect(build, build.parent / "store")
+        artifacts.collect(build, build.parent / "store", DISK_LIMIT)
     assert job_files.disk_usage(build) < 1 << 20  # counted by blocks, not by size

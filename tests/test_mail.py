@@ -269,3 +269,50 @@ def test_bad_recipients_auth_and_logs_fail_cleanly(
         assert "invalid recipient" in cluster.log("coordinator")
     finally:
         cluster.stop_all()
+
+
+def test_a_forged_report_naming_a_log_path_mails_nothing_of_that_file(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Anyone on the broker can claim an attempt and report; the coordinator (root in
+    embedded mode) must never read a path the report names, only the bytes it carries."""
+    from kbo import messaging
+    from kbo.config import load_config
+    from kbo.messaging.app import make_app
+
+    secret = tmp_path / "secret.conf"
+    secret.write_text('smtp_password = "hunter2-do-not-mail"\n')
+    port = free_port()
+    cluster = Cluster(
+        tmp_path,
+        broker_url=redis_server.url,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        mail_to=["debian-kernel@example.org"],
+        fold_seconds=0,
+        lease_seconds=60,
+    )
+    try:
+        cluster.start_coordinator()
+        with SmtpServer(port) as inbox:
+            cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+            (attempt,) = cluster.attempts()
+            app = make_app(load_config(str(cluster.config)))
+            claim = messaging.call(
+                app, "kbo.claim", attempt["id"], "forged", "x@y", "y", timeout=30
+            )
+            assert claim["accepted"]
+            report = {
+                "outcome": "failed",
+                "first_error": "error: boom",
+                "log_path": str(secret),
+            }
+            messaging.send(app, "kbo.finished", attempt["id"], "forged", report)
+            wait_for(lambda: inbox.messages, 30, "the failure mail")
+            text = body(inbox.messages[0][1])
+        assert "hunter2" not in text
+        (attempt,) = cluster.attempts()
+        assert attempt["state"] == "failed"
+        assert attempt["log_path"] != str(secret)
+    finally:
+        cluster.stop_all()

@@ -239,3 +239,59 @@ def test_a_dsc_without_its_tarball_beside_it_reads_it_from_the_mirror(tmp_path: 
         httpd.shutdown()
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 50
+
+
+def test_rev_refuses_a_blob_over_64_mib_before_reading_it(
+    kbo: RunKbo, packaging_repo: Path
+) -> None:
+    """Before: the coordinator read every defines file whole, whatever its size."""
+    with (packaging_repo / "debian/config/alpha/defines").open("ab") as f:
+        f.write(bytes(64 << 20))  # little in git, 64 MiB read
+    git(packaging_repo, "commit", "-q", "-am", "alpha: a huge defines")
+    commit = git(packaging_repo, "rev-parse", "HEAD")
+    result = kbo("matrix", packaging_repo, "--rev", "HEAD")
+    assert result.returncode == 2
+    size = (packaging_repo / "debian/config/alpha/defines").stat().st_size
+    assert result.stderr == (
+        f"kbo: {packaging_repo} at {commit[:12]}: debian/config/alpha/defines is {size} "
+        "bytes; kbo reads no file over 64 MiB\n"
+    )
+
+
+def test_the_size_is_checked_before_git_cat_file_reads_anything(
+    packaging_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kbo.errors import UserError
+    from kbo.packaging import repository, tree
+
+    monkeypatch.setattr(repository, "MAX_BLOB", 4096, raising=False)
+    (packaging_repo / "debian/changelog").write_bytes(bytes(8192))
+    git(packaging_repo, "commit", "-q", "-am", "a large changelog")
+    calls: list[tuple[str, ...]] = []
+    real_git = repository._git
+
+    def recording_git(repo: Path, *args: str, stdin: bytes | None = None) -> object:
+        calls.append(args)
+        return real_git(repo, *args, stdin=stdin)
+
+    monkeypatch.setattr(repository, "_git", recording_git)
+    with pytest.raises(UserError, match="debian/changelog is 8192 bytes; kbo reads no file"):
+        tree.git_tree(packaging_repo, "HEAD")
+    assert not [args for args in calls if args[0] == "cat-file"]
+
+
+def test_rev_refuses_files_too_large_together(
+    packaging_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kbo.errors import UserError
+    from kbo.packaging import repository, tree
+
+    monkeypatch.setattr(repository, "MAX_BLOBS", 1 << 20)
+    for arch in ("alpha", "hppa", "mips"):
+        with (packaging_repo / f"debian/config/{arch}/defines").open("ab") as f:
+            f.write(b"\n" * (512 << 10))
+    git(packaging_repo, "commit", "-q", "-am", "defines: each large")
+    with pytest.raises(
+        UserError, match=r"the files kbo reads below debian/ take \d+ bytes, over 1 MiB$"
+    ):
+        tree.git_tree(packaging_repo, "HEAD")

@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from kbo.config import Config
 from kbo.errors import UserError
 from kbo.orchestrator import standings
+from kbo.orchestrator.retries import RetryPolicy
 from kbo.orchestrator.staleness import Commit, assess
 from kbo.orchestrator.state import JobResult, JobSpec, Run, State, StateReader, schema
 from tests.conftest import LINUX_61, copy_debian, git
@@ -291,3 +293,119 @@ def test_damaged_rows_are_refused_in_words_or_read_again(tmp_path: Path) -> None
     assert reader.matrix("src", "c1") is None
     with pytest.raises(UserError, match="outbox row 1 is damaged"):
         reader.outbox(include_sent=True)
+
+
+def test_a_schema_3_database_is_migrated_keeping_its_jobs_and_attempts(tmp_path: Path) -> None:
+    """Schema 4 lets jobs and attempts end infra-error or dep-wait: SQLite cannot change a
+    CHECK constraint, so both tables are made anew, their rows and references kept."""
+    path = tmp_path / "kbo.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(V1_SCHEMA + schema.MIGRATIONS[1] + schema.MIGRATIONS[2])
+    old.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    old.executescript(
+        "PRAGMA user_version = 3;"
+        "INSERT INTO runs VALUES ('r1', 1, 'me', '', 'src', 'main', 'c1', 'r', '1');"
+        "INSERT INTO jobs (id, source, commit_sha, recipe, arch, featureset, flavour, state,"
+        " current_attempt, created_at, updated_at)"
+        " VALUES (5, 'src', 'c1', 'r', 'alpha', 'none', 'f', 'running', 9, 1, 1);"
+        "INSERT INTO run_jobs VALUES ('r1', 5, 1);"
+        "INSERT INTO attempts (id, job_id, number, state, token, created_at, stage)"
+        " VALUES (9, 5, 1, 'running', 't', 1, 'step build');"
+    )
+    old.close()
+    state = State(path)
+    attempt = state.attempt(9)
+    assert attempt is not None and (attempt.state, attempt.stage) == ("running", "step build")
+    assert state.finish(9, "t", {"outcome": "infra-error", "first_error": "disk"}).accepted
+    assert state.results_at("src", "r", ["alpha"], ["c1"]) == [
+        JobResult("c1", "alpha", "none", "f", "infra-error")
+    ]
+    summary = state.run("r1")
+    assert summary is not None and summary.jobs[0].job.id == 5
+    assert state.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert state.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 4
+
+
+def _request(state: State, name: str) -> list[int]:
+    """A run asking for the one job these tests build; the attempts it queued."""
+    run = Run(name, "me", "", "src", "main", "c1", "r", "1")
+    return state.record_run(run, [JobSpec("src", "c1", "r", "alpha", "none", "f")])
+
+
+def _running(state: State) -> int:
+    (attempt,) = _request(state, "r1")
+    assert state.claim(attempt, "t", "w", "h", 60).accepted
+    return attempt
+
+
+@pytest.mark.parametrize("outcome", ["exploded", "FAILED", "", None, 3, ["failed"]])
+def test_an_unknown_outcome_is_refused(tmp_path: Path, outcome: object) -> None:
+    state = State(tmp_path / "kbo.sqlite", RetryPolicy(3, 30))
+    attempt = _running(state)
+    verdict = state.finish(attempt, "t", {"outcome": outcome})
+    assert not verdict.accepted and verdict.reason.startswith("unknown outcome")
+    assert state.attempt(attempt).state == "running"  # type: ignore[union-attr]
+
+
+def test_an_infra_error_is_retried_with_backoff_then_ends_the_job(tmp_path: Path) -> None:
+    state = State(tmp_path / "kbo.sqlite", RetryPolicy(infra_retries=2, first_wait=30))
+    attempt = _running(state)
+    waits = []
+    for _ in range(3):
+        start = time.time()
+        verdict = state.finish(attempt, "t", {"outcome": "infra-error", "first_error": "503"})
+        assert verdict.accepted
+        job = state.job_of_attempt(attempt)
+        assert job is not None and job.state == "infra-error"
+        if job.current_attempt == attempt:
+            break  # no retry: the job ended infra-error
+        retry = state.attempt(job.current_attempt)  # type: ignore[arg-type]
+        assert retry is not None and retry.state == "queued" and retry.not_before is not None
+        waits.append(round(retry.not_before - start))
+        # Not published before it is due: then the sweep publishes it.
+        assert state.unpublished(republish_after=3600) == []
+        state.db.execute("UPDATE attempts SET not_before = ? WHERE id = ?", (start, retry.id))
+        assert state.unpublished(republish_after=3600) == [retry.id]
+        attempt = retry.id
+        assert state.claim(attempt, "t", "w", "h", 60).accepted
+    assert waits == [30, 60]
+    summary = state.run("r1")
+    assert summary is not None
+    (job_json,) = [j.to_json() for j in summary.jobs]
+    assert (job_json["state"], job_json["ended"], job_json["retry_at"]) == (
+        "infra-error",
+        True,
+        None,
+    )
+    assert job_json["first_error"] == "503" and job_json["attempts"] == 3
+    # A later request for the job tries it again, as it would a failed one.
+    assert len(_request(state, "r2")) == 1
+
+
+def test_a_dep_wait_waits_long_without_limit_and_a_failure_is_not_retried(
+    tmp_path: Path,
+) -> None:
+    state = State(tmp_path / "kbo.sqlite", RetryPolicy(infra_retries=1, first_wait=30))
+    attempt = _running(state)
+    for i in range(5):
+        start = time.time()
+        state.finish(
+            attempt, "t", {"outcome": "dep-wait", "first_error": "missing Build-Depends: x"}
+        )
+        job = state.job_of_attempt(attempt)
+        assert job is not None and job.state == "dep-wait" and job.current_attempt != attempt
+        retry = state.attempt(job.current_attempt)  # type: ignore[arg-type]
+        assert retry is not None and round(retry.not_before - start) == 30 * 64  # type: ignore[operator]
+        summary = state.run("r1")
+        assert summary is not None
+        (waiting,) = [j.to_json() for j in summary.jobs]
+        assert waiting["ended"] is True and waiting["retry_at"] == retry.not_before
+        assert waiting["first_error"] == "missing Build-Depends: x"
+        # Asked for again while it waits: nothing new is queued.
+        assert _request(state, f"again{i}") == []
+        attempt = retry.id
+        assert state.claim(attempt, "t", "w", "h", 60).accepted
+    state.finish(attempt, "t", {"outcome": "failed", "first_error": "setup.c:42: error"})
+    job = state.job_of_attempt(attempt)
+    assert job is not None and (job.state, job.current_attempt) == ("failed", attempt)

@@ -25,9 +25,10 @@ from celery import Celery
 
 from kbo import arches, messaging, recipes
 from kbo.config import Config
-from kbo.errors import KboError
+from kbo.errors import InfraError, KboError, UserError
 from kbo.packaging import repository
 from kbo.packaging.matrix import job_key
+from kbo.text import one_line
 from kbo.workers import (
     artifacts,
     build_deps,
@@ -40,7 +41,8 @@ from kbo.workers import (
 )
 from kbo.workers.claim import BadClaim, checked_claim
 from kbo.workers.executors import Execution, prepare_execution
-from kbo.workers.first_error import first_error
+from kbo.workers.first_error import first_error_in
+from kbo.workers.outcomes import MissingBuildDepends, outcome_of
 from kbo.workers.worker_paths import worker_dir
 
 log = logging.getLogger("kbo.worker")
@@ -49,8 +51,12 @@ log = logging.getLogger("kbo.worker")
 EXECUTORS_BY_ARCH: dict[str, tuple[str, ...]] = {}
 # A stage change is reported after this long, unless the build has moved on or ended.
 STAGE_SETTLE_SECONDS = 1.0
-# The compressed log travels to the coordinator with the report, up to this size.
+# The compressed log travels to the coordinator with the report, up to this size;
+# beyond it, only the log's last SHIPPED_TAIL bytes (compressed: no larger) do.
 MAX_SHIPPED_LOG = 16 << 20
+SHIPPED_TAIL = 15 << 20
+# A first error that names an unexpected exception is cut to this many characters.
+MAX_FAILURE = 400
 # While a heartbeat's answer is awaited, it is looked for this often.
 ANSWER_POLL_SECONDS = 1.0
 # Heartbeats awaiting an answer, at most: through a long coordinator outage the oldest
@@ -222,36 +228,61 @@ class BuildAttempt:
         self._wake.set()
 
     def _execute(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Build the job; the report, whatever happened. Any exception ends the build
+        with a first error that names it and the outcome ``outcome_of`` gives it (the
+        commit's fault, the host's, or missing Build-Depends): the coordinator hears of
+        it now rather than when the lease lapses. The log goes with the report when it
+        can."""
         started = time.monotonic()
-        logs = worker_dir(self.config) / "logs" / _name(job)
-        logs.mkdir(parents=True, exist_ok=True)
-        log_path = logs / f"{self.attempt_id}.log"
         result: dict[str, Any] = {
             "outcome": "failed",
             "executor": None,
             "artifacts": [],
             "first_error": None,
         }
+        try:
+            log_path = self._logged_build(job, result, started)
+        except Exception as e:  # the log could not be opened or written: no log
+            log.exception("attempt %s failed outside its build", self.attempt_id)
+            result |= {"outcome": outcome_of(e), "first_error": _failure(e)}
+            result["duration"] = round(time.monotonic() - started, 3)
+            return result
+        try:
+            result |= _ship_log(log_path)
+        except Exception:  # the disk is full, say: the report goes without the log
+            log.exception("attempt %s: its log %s is not shipped", self.attempt_id, log_path)
+        return result
+
+    def _logged_build(self, job: dict[str, Any], result: dict[str, Any], started: float) -> Path:
+        """Build in a job directory, logging to a new log; fill ``result``; the log."""
+        logs = worker_dir(self.config) / "logs" / _name(job)
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{self.attempt_id}.log"
         job_dir = worker_paths.job_directory(self.config, f"{_name(job)}-")
         with job_dir as job_root, log_path.open("wb") as out:
             try:
                 result["first_error"] = self._build(job, Workspace(job_root, out), result)
-            except (KboError, ValueError, OSError) as e:
-                out.write(f"\nkbo: {e}\n".encode())
-                result["first_error"] = str(e)
+            except Exception as e:
+                if not isinstance(e, KboError | ValueError | OSError):
+                    log.exception("attempt %s: internal error", self.attempt_id)
+                result["first_error"] = _failure(e)
+                result["outcome"] = outcome_of(e)
+                out.write(f"\nkbo: {result['first_error']}\n".encode())
             if result["first_error"] is None:
                 result["outcome"] = "succeeded"
             result["duration"] = round(time.monotonic() - started, 3)
             out.write(f"\nkbo: {result['outcome']} in {result['duration']:.0f} s\n".encode())
             self._clean(job_root, result["outcome"])
-        result |= _ship_log(log_path)
-        return result
+        return log_path
 
     def _build(self, job: dict[str, Any], where: Workspace, result: dict[str, Any]) -> str | None:
         """Every stage in order; the first error, or None when the build succeeded."""
         out = where.log
-        recipe = recipes.load(job["recipe"], self.config.recipe_dirs)
-        info = arches.load(job["arch"])
+        try:
+            recipe = recipes.load(job["recipe"], self.config.recipe_dirs)
+            info = arches.load(job["arch"])
+        except UserError as e:  # the coordinator has them: this worker's files differ
+            raise InfraError(f"this worker cannot load the job's recipe or arch: {e}") from None
         executor = self._executor(job["arch"], recipe)
         result["executor"] = executor
         where.build.mkdir()
@@ -264,10 +295,8 @@ class BuildAttempt:
         )
         self._stage(out, f"executor {executor}")
         execution = prepare_execution(executor, info, self.config, where.root, out)
-        if prepared is not None and (
-            missing := self._build_depends(recipe, execution, prepared, job, out)
-        ):
-            return missing
+        if prepared is not None:
+            self._build_depends(recipe, execution, prepared, job, out)
         values = self._values(job, recipe, execution)
         spec = self._step_spec(base, job, recipe, execution, prepared, where)
         failure = self._steps(values, recipe, spec, where, execution.name)
@@ -277,6 +306,7 @@ class BuildAttempt:
         found = artifacts.collect(
             where.build,
             worker_dir(self.config) / "artifacts" / _name(job) / str(self.attempt_id),
+            self.config.job_disk_gb << 30,
         )
         result["artifacts"] = [a.to_json() for a in found]
         expected = [p.format_map(values) for p in recipe.expect_packages]
@@ -318,8 +348,9 @@ class BuildAttempt:
         prepared: prepared_tree.Prepared,
         job: dict[str, Any],
         out: BinaryIO,
-    ) -> str | None:
-        """Report unmet Build-Depends; fail when the recipe needs them all (a full build)."""
+    ) -> None:
+        """Log unmet Build-Depends; when the recipe needs them all (a full build), raise
+        ``MissingBuildDepends``: the job waits for a host that has them (dep-wait)."""
         self._stage(out, "check Build-Depends")
         profiles = execution.env.get("DEB_BUILD_PROFILES", "").split() + list(recipe.profiles)
         root = Path(execution.chroot) if execution.chroot else None
@@ -327,17 +358,16 @@ class BuildAttempt:
         missing = build_deps.unmet(control, job["arch"], profiles, build_deps.installed_names(root))
         if not missing:
             out.write(b"kbo: every Build-Depends is installed\n")
-            return None
+            return
         out.write(f"kbo: Build-Depends not installed here: {', '.join(missing)}\n".encode())
         if recipe.require_build_depends:
-            return f"missing Build-Depends: {', '.join(missing)}"
-        return None
+            raise MissingBuildDepends(missing)
 
     def _executor(self, arch: str, recipe: recipes.Recipe) -> str:
         available = EXECUTORS_BY_ARCH.get(arch, ())
         usable = [e for e in available if e in recipe.executors]
         if not usable:
-            raise KboError(
+            raise InfraError(
                 f"worker {self.worker} cannot build {arch} with recipe {recipe.name} "
                 f"(host has {', '.join(available) or 'nothing'}; recipe wants "
                 f"{', '.join(recipe.executors)})"
@@ -419,9 +449,9 @@ class BuildAttempt:
             out.write(f"\nkbo: step {step.name} took {ran.duration:.1f} s\n".encode())
             if not ran.ok:
                 out.flush()
-                if ran.timed_out and ran.timed_out.startswith("used more than"):
+                if ran.timed_out and ran.timed_out.startswith(("used more than", "wrote more")):
                     return f"step {step.name} {ran.timed_out}"
-                found = first_error(_read_lines(out.name))
+                found = first_error_in(out.name)
                 return found or f"step {step.name} {ran.describe()}"
         return None
 
@@ -457,7 +487,10 @@ class BuildAttempt:
             log.info("keeping the failed build directory %s", job_root)
             (job_root / worker_paths.KEPT).touch()
             return
-        worker_paths.remove_tree(job_root)
+        try:
+            worker_paths.remove_tree(job_root)
+        except OSError as e:  # the job's result stands; remove_orphans tries again later
+            log.warning("cannot remove the build directory %s: %s", job_root, e)
 
 
 def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:
@@ -479,22 +512,48 @@ def trusted(config: Config, job: dict[str, Any]) -> bool:
     return repository.is_ancestor(repo, job["commit_sha"], config.branch)
 
 
+def _failure(error: Exception) -> str:
+    """The first error of a build that raised ``error``: its message when it is one of
+    kbo's own or of the system's, else one line naming what was not expected."""
+    if isinstance(error, KboError | ValueError | OSError):
+        return one_line(str(error))
+    text = one_line(f"internal error: {type(error).__name__}: {error}")
+    return text if len(text) <= MAX_FAILURE else text[: MAX_FAILURE - 1] + "…"
+
+
 def _ship_log(path: Path) -> dict[str, Any]:
-    """Compress the log; its bytes go with the report so the coordinator keeps it."""
+    """Compress the log; its bytes go with the report so the coordinator keeps it.
+
+    Never a path: the coordinator reads no file a worker names. A log whose compressed
+    form is over ``MAX_SHIPPED_LOG`` travels as its last ``SHIPPED_TAIL`` bytes, behind
+    a first line saying so; the worker keeps the whole of it."""
     compressed = path.with_suffix(".log.gz")
-    with path.open("rb") as raw, gzip.open(compressed, "wb") as gz:
-        shutil.copyfileobj(raw, gz)
-    path.unlink()
-    shipped: dict[str, Any] = {"log_path": str(compressed)}
+    try:
+        with path.open("rb") as raw, gzip.open(compressed, "wb") as gz:
+            shutil.copyfileobj(raw, gz)
+    except BaseException:
+        compressed.unlink(missing_ok=True)  # half a log: only taking room
+        raise
     if compressed.stat().st_size <= MAX_SHIPPED_LOG:
-        shipped["log_gz"] = base64.b64encode(compressed.read_bytes()).decode()
-    return shipped
+        data = compressed.read_bytes()
+    else:
+        data = _compressed_tail(path, compressed)
+    path.unlink()
+    return {"log_gz": base64.b64encode(data).decode()}
+
+
+def _compressed_tail(path: Path, compressed: Path) -> bytes:
+    """The log's last ``SHIPPED_TAIL`` bytes, compressed, after a line saying it was cut."""
+    size = path.stat().st_size
+    with path.open("rb") as raw:
+        raw.seek(max(0, size - SHIPPED_TAIL))
+        tail = raw.read(SHIPPED_TAIL)
+    head = (
+        f"kbo: log cut: its last {len(tail)} of {size} bytes follow; "
+        f"the worker keeps the whole of it in {compressed}\n"
+    )
+    return gzip.compress(head.encode() + tail)
 
 
 def _name(job: dict[str, Any]) -> str:
     return job_key(job["arch"], job["featureset"], job["flavour"])
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.readlines()

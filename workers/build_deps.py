@@ -16,7 +16,7 @@ from pathlib import Path
 from debian.deb822 import Deb822, PkgRelation
 from debian.debian_support import DpkgArchTable
 
-from kbo.errors import KboError
+from kbo.errors import InfraError
 
 FIELDS = ("Build-Depends", "Build-Depends-Arch")
 
@@ -31,7 +31,7 @@ def installed_names(root: Path | None = None) -> set[str]:
         check=False,
     )
     if result.returncode not in (0, 1):
-        raise KboError(f"dpkg-query failed: {result.stderr.strip()}")
+        raise InfraError(f"dpkg-query failed: {result.stderr.strip()}")
     names: set[str] = set()
     for line in result.stdout.splitlines():
         status, _, rest = line.partition(" ")
@@ -51,7 +51,9 @@ def unmet(control: str, arch: str, profiles: Iterable[str], installed: set[str])
     active = set(profiles)
     missing = []
     for field in FIELDS:
-        for group in PkgRelation.parse_relations(source.get(field, "")):
+        if not source.get(field, "").strip():
+            continue  # an absent field parses as one relation named ""
+        for group in PkgRelation.parse_relations(source[field]):
             wanted = [alt for alt in group if _applies(alt, arch, active)]
             if wanted and not any(alt["name"] in installed for alt in wanted):
                 missing.append(" | ".join(alt["name"] for alt in wanted))

@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from kbo.errors import KboError
+from kbo.errors import UserError
 
 
-class UnsafeFile(KboError):
-    """A file the build left is not a regular file under its job directory."""
+class UnsafeFile(UserError):
+    """A file the build left is not a regular file under its job directory: the
+    commit's doing."""
 
 
 @contextmanager

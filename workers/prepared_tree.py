@@ -10,15 +10,15 @@ worker's download cache, checked against its SHA-256 at each use and seen read-o
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
-import io
 import os
 import re
-import shutil
 import stat
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,19 +27,26 @@ from typing import BinaryIO
 from debian.changelog import Changelog
 
 from kbo.config import Config
-from kbo.errors import InfraError, KboError
+from kbo.errors import InfraError, UserError
 from kbo.packaging import download, repository, safe_tar
 from kbo.packaging.dsc import DscFile, read_dsc
 from kbo.text import NAME
 from kbo.workers import job_files, runner, sandbox, worker_paths
 
 PREPARE_TIMEOUT = 3600
+# A commit's debian/ exported as a tar archive larger than this is refused, git stopped.
+MAX_DEBIAN_EXPORT = 1 << 30
+EXPORT_POLL_SECONDS = 0.05
 ORIG = re.compile(r".*\.orig\.tar\.(xz|gz|bz2)")
 VERSION = re.compile(r"(?:\d+:)?[0-9][A-Za-z0-9.+~-]*")
+# Debian's kernel changelog is 3.2 MB already and grows with every upload: room to grow,
+# still bounded (the commit is hostile).
+MAX_CHANGELOG = 64 << 20
 
 
-class PrepareError(KboError):
-    """The tree could not be prepared: the message is the job's first error."""
+class PrepareError(UserError):
+    """The commit's packaging could not prepare the tree (``debian/rules orig`` failed,
+    an unusable changelog): the message is the job's first error."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +79,13 @@ def prepare(
             version, upstream = stamp.read_text().split()
             log.write(f"kbo: reusing the tree prepared for {commit[:12]}\n".encode())
             return _checked(Prepared(root, version, upstream))
-        shutil.rmtree(root, ignore_errors=True)
+        # What a failed or interrupted preparation left: as hostile as any build output.
+        worker_paths.remove_tree(root)
         try:
             prepared = _checked(_prepare(config, source, commit, root, log, base))
         except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the next job to prepare it tries again
+                worker_paths.remove_tree(root)
             raise
         stamp.write_text(f"{prepared.version} {prepared.upstream}\n")
         return prepared
@@ -103,8 +112,11 @@ def _prepare(
     repo = repository.local_repository(source, config, mirrors=worker_paths.mirrors(config))
     say(f"exporting debian/ at {commit[:12]} from {source}")
     _export_debian(repo, commit, src)
-    changelog = job_files.read_text(src, "debian/changelog")
-    head = next(iter(Changelog(changelog, max_blocks=1)))
+    changelog = job_files.read_text(src, "debian/changelog", MAX_CHANGELOG)
+    try:
+        head = next(iter(Changelog(changelog, max_blocks=1)))
+    except (StopIteration, ValueError) as e:
+        raise PrepareError(f"debian/changelog has no usable entry: {e}") from None
     package, version = head.package or "linux", str(head.version)
     upstream = head.version.upstream_version or version
     if not VERSION.fullmatch(version) or not re.fullmatch(NAME, package):
@@ -163,18 +175,50 @@ def _expected(
 
 
 def _export_debian(repo: Path, commit: str, dest: Path) -> None:
-    archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", commit, "debian"],
-        capture_output=True,
-        check=False,
-    )
-    if archive.returncode != 0:
-        raise InfraError(f"git archive failed: {archive.stderr.decode().strip()}", str(repo))
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            safe_tar.extract(tar, dest, f"{repo} at {commit[:12]}", within="debian")
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise InfraError(f"cannot unpack git archive's debian/: {e}", str(repo)) from None
+    """Unpack the commit's ``debian/`` into ``dest`` through a temporary file beside it:
+    git archive's output, held in memory, cost 543 MiB for a 256 MiB file of zeros that
+    takes 1.3 MiB in git."""
+    where = f"{repo} at {commit[:12]}"
+    with tempfile.TemporaryFile(dir=dest.parent) as archive:
+        _git_archive(repo, commit, archive, where)
+        archive.seek(0)
+        try:
+            with tarfile.open(fileobj=archive) as tar:
+                safe_tar.extract(tar, dest, where, within="debian")
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise InfraError(f"cannot unpack git archive's debian/: {e}", str(repo)) from None
+
+
+def _git_archive(repo: Path, commit: str, archive: BinaryIO, where: str) -> None:
+    """Write ``git archive`` of ``debian/`` to ``archive``; stop git once the archive is
+    over ``MAX_DEBIAN_EXPORT`` (checked as it grows, and at the end)."""
+    with tempfile.TemporaryFile() as errors:
+        git = subprocess.Popen(
+            ["git", "-C", str(repo), "archive", "--format=tar", commit, "debian"],
+            stdin=subprocess.DEVNULL,
+            stdout=archive,
+            stderr=errors,
+        )
+        try:
+            while git.poll() is None and _size(archive) <= MAX_DEBIAN_EXPORT:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    git.wait(EXPORT_POLL_SECONDS)
+        finally:
+            if git.poll() is None:
+                git.kill()
+                git.wait()
+        if _size(archive) > MAX_DEBIAN_EXPORT:
+            raise UserError(
+                f"debian/ takes more than {MAX_DEBIAN_EXPORT >> 20} MiB as a tar archive", where
+            )
+        if git.returncode != 0:
+            errors.seek(0)
+            message = errors.read(4096).decode(errors="replace").strip()
+            raise InfraError(f"git archive failed: {message}", str(repo))
+
+
+def _size(f: BinaryIO) -> int:
+    return os.fstat(f.fileno()).st_size
 
 
 def _run_in_sandbox(

@@ -67,11 +67,23 @@ def _hand_over(path: Path, uid: int, gid: int) -> None:
 
 
 def _chown_all(path: Path, uid: int, gid: int) -> None:
-    os.lchown(path, uid, gid)
-    if path.is_dir() and not path.is_symlink():
-        for directory, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.lchown(os.path.join(directory, name), uid, gid)
+    """Hand over ``path`` and all below it, never through a link.
+
+    A build may swap a directory for a symlink to the host's files while root walks it,
+    and may leave a tree deeper than Python can recurse. GNU chown's walk (fts, ``-P``)
+    is iterative, changes each name relative to its directory's descriptor without
+    following links, and enters only a directory that is the one it listed, so it does
+    this job better than a walk of our own."""
+    done = subprocess.run(
+        ["chown", "-R", "-P", "--no-dereference", f"{uid}:{gid}", "--", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        raise OSError(
+            f"cannot hand {path} to uid {uid}: {reason[0] if reason else done.returncode}"
+        )
 
 
 def _own_environment(config: Config) -> None:

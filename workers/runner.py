@@ -1,7 +1,7 @@
 """The one way kbo runs a command: an argv list, its output streamed to a log, two
-timeouts (total and no-output), an optional watchdog (a disk limit, say), and its whole
-process group killed when it ends, or at once when the build it belongs to is stopped
-(``stopped_by``).
+timeouts (total and no-output), an optional watchdog (a disk limit, say), a cap on the
+log, and its whole process group killed when it ends, or at once when the build it
+belongs to is stopped (``stopped_by``).
 
 It returns a result rather than raising on a non-zero exit.
 """
@@ -22,8 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from kbo.text import in_units
+
 KILL_GRACE_SECONDS = 5.0
 WATCH_SECONDS = 10.0
+# A log (a job's, all its commands together) holds at most this much. The log lies
+# outside the job directory, where the disk watchdog does not look, and endless output
+# would otherwise fill the worker's disk: a command that writes more is stopped.
+MAX_LOG_BYTES = 1 << 30
 Watch = Callable[[], str | None]
 # What stops every command this thread runs: set by ``stopped_by``.
 _stopper = threading.local()
@@ -71,7 +77,8 @@ def run(
     no_output_timeout: float,
     watch: Watch | None = None,
 ) -> RunResult:
-    """Run ``argv``; ``watch``, called every ``WATCH_SECONDS``, stops it by returning why."""
+    """Run ``argv``; ``watch``, called every ``WATCH_SECONDS``, stops it by returning why,
+    and so does ``log`` growing past ``MAX_LOG_BYTES``."""
     log.write(f"$ {shlex.join(argv)}\n".encode())
     log.flush()
     if stopped := _stop_reason():
@@ -94,9 +101,9 @@ def run(
     assert process.stdout is not None
     timed_out = _stream(process, log, start, (timeout, no_output_timeout), watch)
     if timed_out:
-        _kill_group(process.pid)
+        _kill_group(process)
     returncode = process.wait()
-    _kill_group(process.pid)  # whatever the command left behind in its group
+    _kill_group(process)  # whatever the command left behind in its group
     log.flush()
     return RunResult(returncode, timed_out, time.monotonic() - start)
 
@@ -114,15 +121,26 @@ def _stream(
     os.set_blocking(fd, False)
     last_output = last_watch = start
     exited_at: float | None = None
+    logged = _size_of(log)
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
             for _ in selector.select(timeout=0.5):
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
-                    return None
+                    # Every writer closed the pipe; a command that did so and runs on is
+                    # still held to its timeouts, not waited for without end.
+                    selector.unregister(fd)
+                    if process.poll() is not None:
+                        return None
+                    break
                 log.write(chunk)
                 last_output = time.monotonic()
+                logged += len(chunk)
+                if logged > MAX_LOG_BYTES:
+                    too_much = f"wrote more than {in_units(MAX_LOG_BYTES)} of log"
+                    log.write(f"\nkbo: killed: {too_much}\n".encode())
+                    return too_much
             now = time.monotonic()
             if process.poll() is not None:
                 # The command is over; a child still holding the pipe gets a short grace.
@@ -145,14 +163,27 @@ def _stream(
                     return problem
 
 
-def _kill_group(pgid: int) -> None:
-    """TERM, then KILL, the whole process group: nothing the build started survives it."""
+def _size_of(log: BinaryIO) -> int:
+    """What ``log`` holds already (0 for a stream that cannot say)."""
+    try:
+        return log.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """TERM, then KILL, the whole process group: nothing the build started survives it.
+
+    The group leader is reaped as soon as it exits: unreaped, its zombie would keep the
+    group "alive" to ``killpg(pgid, 0)`` for the whole grace."""
+    pgid = process.pid
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + KILL_GRACE_SECONDS
     while time.monotonic() < deadline:
+        process.poll()
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:

@@ -19,7 +19,9 @@ def register(verbs: Any) -> None:
         "status",
         help="show which tracked arches are built at the last commit (exit 1 if any is not)",
         description="For each tracked arch: OK, STALE, NEVER, FAILING or BUILDING, the last "
-        "commit with a complete successful build, and how far HEAD is ahead of it.",
+        "commit with a complete successful build, and how far HEAD is ahead of it; and what "
+        "the hosts are to blame for (HOST PROBLEM): infra-error (a host or service failed the "
+        "build; retried) or dep-wait (no host had its Build-Depends yet).",
     )
     add_config_argument(parser)
     parser.add_argument(
@@ -73,15 +75,35 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{config.repository} {config.branch} at {head[:12]}, recipe {recipe}\n")
         rows = [_row(s, now) for a in arches for s in ([a, *a.flavours] if args.flavours else [a])]
-        print(
-            format_table(["ARCH", "STATE", "LAST GOOD", "BEHIND", "STALE FOR", "FAILING AT"], rows)
-        )
+        header = ["ARCH", "STATE", "LAST GOOD", "BEHIND", "STALE FOR", "FAILING AT"]
+        print(format_table([*header, "HOST PROBLEM"], rows))
         failing = [a for a in arches if a.state == "FAILING"]
         for arch in failing:
             print(f"\n{arch.name} failing since {(arch.failing_commit or '?')[:12]}:")
             print(f"  first error: {arch.first_error or '(none found)'}")
             print(f"  log: {arch.log or '(not kept)'}")
+        for arch in arches:
+            print_host_problems(arch, now)
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
+
+
+def print_host_problems(arch: Standing, now: float) -> None:
+    """The flavours of ``arch`` not built at HEAD through no fault of the commit."""
+    held = [f for f in arch.flavours if f.host_problem is not None]
+    if not held:
+        return
+    print(f"\n{arch.name} not built at HEAD, the hosts' doing (never mailed to authors):")
+    for flavour in held:
+        problem = flavour.host_problem
+        assert problem is not None
+        if problem.retry_at is None:
+            retry = "no retry left" if problem.state == "infra-error" else "not retried"
+        else:
+            retry = f"retried in {format_age(max(0.0, problem.retry_at - now))}"
+        tries = f", {problem.infra_errors} so far" if problem.state == "infra-error" else ""
+        worker = f" on {problem.worker}" if problem.worker else ""
+        print(f"  {flavour.name}: {problem.state}{worker} ({retry}{tries})")
+        print(f"    {problem.error or '(no error given)'}")
 
 
 def _row(s: Standing, now: float) -> list[str]:
@@ -99,4 +121,5 @@ def _row(s: Standing, now: float) -> list[str]:
         "-" if s.commits_behind is None else str(s.commits_behind),
         "-" if s.stale_since is None else format_age(now - s.stale_since),
         (s.failing_commit or "-")[:7],
+        s.host_problem.state if s.host_problem else "-",
     ]

@@ -182,7 +182,11 @@ def follow(
             progress.note(f"{e}; still waiting")
             continue
         progress.update(summary["jobs"])
-        if all(job["state"] in ("succeeded", "failed") for job in summary["jobs"]):
+        # A job has ended when it succeeded or failed, is out of infra-error retries, or
+        # waits for a host with its Build-Depends (dep-wait), which may take days.
+        if all(
+            job.get("ended", job["state"] in ("succeeded", "failed")) for job in summary["jobs"]
+        ):
             return summary
         time.sleep(0.5)
 
@@ -227,6 +231,7 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
         "first_error",
         "log_path",
         "artifacts",
+        "retry_at",
     )
     return {
         k: run[k]

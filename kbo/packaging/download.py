@@ -92,7 +92,7 @@ def _download(
             total = have + int(response.headers.get("Content-Length", 0))
             if have:
                 progress(f"resuming {partial.name} at {have} of {total} bytes")
-            _write(response, partial, have, total, progress)
+            _write(response, partial, have, total, progress, expected)
     except requests.RequestException as e:
         raise InfraError(f"download failed: {e}", url) from None
 
@@ -103,11 +103,23 @@ def _write(
     have: int,
     total: int,
     progress: Callable[[str], None],
+    expected: DscFile | None,
 ) -> None:
+    """Append the body to ``partial``; never past the size the .dsc (or the signed
+    index) gives: a mirror sending without end would fill the disk before the size was
+    compared."""
     done, step = have, max(total // 10, 1)
     next_report = (done // step + 1) * step
     with partial.open("ab" if have else "wb") as out:
         for block in response.iter_content(CHUNK):
+            if expected is not None and done + len(block) > expected.size:
+                out.close()
+                partial.unlink()
+                raise UserError(
+                    f"{partial.name}: the mirror sent more than the {expected.size} bytes "
+                    "it should be",
+                    response.url,
+                )
             out.write(block)
             done += len(block)
             if done >= next_report:

@@ -12,6 +12,10 @@ from pathlib import Path
 from kbo.config import Config
 from kbo.errors import InfraError, UserError
 
+# The largest file of debian/ read from git objects, and the most read at once: the
+# files planning reads (the changelog, config defines) are KiBs, each read whole.
+MAX_BLOB = 64 << 20
+MAX_BLOBS = 256 << 20
 _URL = re.compile(r"^(https?|git|ssh|file)://|^[\w.-]+@[\w.-]+:")
 
 
@@ -106,19 +110,32 @@ def read_blobs(
     """Contents of the files below ``under`` at ``commit`` whose paths ``want`` accepts.
 
     One ``ls-tree`` and one ``cat-file --batch``, however many files: the 6.1 tree
-    has about a hundred ``defines`` files.
+    has about a hundred ``defines`` files. A commit is hostile, and its blobs are read
+    whole: the sizes ``ls-tree`` gives are checked first, none over ``MAX_BLOB``.
     """
-    listing = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit, "--", under)
+    listing = _git(repo, "ls-tree", "-r", "-l", "-z", "--full-tree", commit, "--", under)
     if listing.returncode != 0:
         raise InfraError(f"git ls-tree failed: {listing.stderr.decode().strip()}", str(repo))
     wanted: dict[str, str] = {}
+    total = 0
     for record in listing.stdout.split(b"\0"):
         if not record:
             continue
         meta, path = record.decode().split("\t", 1)
-        _mode, kind, sha = meta.split()
+        _mode, kind, sha, size = meta.split()
         if kind == "blob" and want(path):
+            if int(size) > MAX_BLOB:
+                raise UserError(
+                    f"{path} is {size} bytes; kbo reads no file over {MAX_BLOB >> 20} MiB",
+                    f"{repo} at {commit[:12]}",
+                )
             wanted[sha] = path
+            total += int(size)
+    if total > MAX_BLOBS:
+        raise UserError(
+            f"the files kbo reads below {under} take {total} bytes, over {MAX_BLOBS >> 20} MiB",
+            f"{repo} at {commit[:12]}",
+        )
     if not wanted:
         return {}
     batch = _git(repo, "cat-file", "--batch", stdin="".join(f"{s}\n" for s in wanted).encode())

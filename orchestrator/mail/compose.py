@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+import zlib
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -18,6 +21,9 @@ from kbo.orchestrator.state import Attempt, Job, StateReader
 from kbo.packaging import repository
 
 MAX_LINE = 300
+# A mail reads only this much of the end of a log, through chunks of TAIL_CHUNK.
+TAIL_BYTES = 4 << 20
+TAIL_CHUNK = 256 << 10
 TAIL_LINES = 40
 STAGE = "== kbo stage "
 
@@ -35,11 +41,36 @@ def clean_lines(data: bytes) -> list[str]:
 
 
 def read_log(path: str | None) -> list[str]:
+    """The log's lines, of its last ``TAIL_BYTES`` only: a mail quotes the end of a log,
+    and a whole log decompressed (32 MiB took 390 MB) would cost the coordinator dear."""
     if not path or not Path(path).exists():
         return []
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return clean_lines(f.read())
+    try:
+        with opener(path, "rb") as f:
+            data, cut = tail(f.read, TAIL_BYTES)
+    except (OSError, EOFError, zlib.error) as e:  # the bytes came from a worker
+        return [f"[the log {path} cannot be read: {e}]"]
+    lines = clean_lines(data)
+    if cut:  # its first line is likely a part of one
+        lines[:1] = [f"[... the log's first {cut} bytes cut]"]
+    return lines
+
+
+def tail(read: Callable[[int], bytes], limit: int) -> tuple[bytes, int]:
+    """The last ``limit`` bytes of a stream (its ``read``), read through in chunks so
+    that no more than about ``limit`` of it is held at once; and how many bytes came
+    before them."""
+    chunks: deque[bytes] = deque()
+    held = total = 0
+    while chunk := read(TAIL_CHUNK):
+        chunks.append(chunk)
+        held += len(chunk)
+        total += len(chunk)
+        while held - len(chunks[0]) >= limit:
+            held -= len(chunks.popleft())
+    data = b"".join(chunks)[-limit:] if limit else b""
+    return data, total - len(data)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The digest: one mail listing the tracked arches not OK at HEAD, queued in the outbox.
 
 ``kbo digest`` sends one on demand; snapshot runs queue one at most every ``digest_hours``.
-Arches over their ``max_staleness`` are flagged.
+Arches over their ``max_staleness`` are flagged; flavours the hosts kept from building
+(infra-error, dep-wait) are listed with their error, for the admins who read it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def compose(config: Config, found: Standings, now: float) -> tuple[str, str] | N
             + (f", failing since {a.failing_commit[:7]}" if a.failing_commit else "")
             + (f"\n  {'':10} first error: {a.first_error}" if a.first_error else "")
             + (f"\n  {'':10} OVER LIMIT: {flag}" if flag else "")
+            + "".join(
+                f"\n  {'':10} {f.name}: {p.state}: {p.error or '(no error given)'}"
+                for f in a.flavours
+                if (p := f.host_problem) is not None
+            )
         )
     flagged = f", {over} over max_staleness" if over else ""
     subject = f"[kbo] digest: {len(behind)} arches not built at {found.head[:7]}{flagged}"

@@ -16,6 +16,7 @@ from kbo.orchestrator.state import schema
 from kbo.orchestrator.state.records import (
     Attempt,
     CachedMatrix,
+    HostProblem,
     Job,
     JobResult,
     OutboxMail,
@@ -75,15 +76,21 @@ class StateReader:
         row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
         if row is None:
             return None
+        # e_id: the attempt that ended as the job's state says (while a retry waits, the
+        # current attempt is that retry, which has no error to tell yet).
         jobs = self._all(
             "SELECT j.*, rj.enqueued, a.id AS a_id,"
-            " (SELECT COUNT(*) FROM attempts WHERE job_id = j.id) AS attempt_count"
+            " (SELECT COUNT(*) FROM attempts WHERE job_id = j.id) AS attempt_count,"
+            " (SELECT id FROM attempts WHERE job_id = j.id AND state = j.state"
+            "  ORDER BY number DESC LIMIT 1) AS e_id"
             " FROM run_jobs rj JOIN jobs j ON j.id = rj.job_id"
             " LEFT JOIN attempts a ON a.id = j.current_attempt"
             " WHERE rj.run_id = ? ORDER BY j.arch, j.featureset, j.flavour",
             (run_id,),
         )
-        attempts = self._attempts_by_id(r["a_id"] for r in jobs if r["a_id"] is not None)
+        attempts = self._attempts_by_id(
+            i for r in jobs for i in (r["a_id"], r["e_id"]) if i is not None
+        )
         return RunSummary(
             Run.from_row(row),
             [
@@ -92,6 +99,7 @@ class StateReader:
                     attempts.get(r["a_id"]),
                     bool(r["enqueued"]),
                     r["attempt_count"],
+                    attempts.get(r["e_id"]) if r["e_id"] is not None else None,
                 )
                 for r in jobs
             ],
@@ -171,6 +179,33 @@ class StateReader:
             (source, commit, recipe, arch, featureset, flavour),
         )
         return None if row is None else Attempt.from_row(row)
+
+    def host_problem_at(
+        self, source: str, recipe: str, arch: str, featureset: str, flavour: str, commit: str
+    ) -> HostProblem | None:
+        """Why a job whose host failed it (infra-error) or lacks its Build-Depends
+        (dep-wait) is not built: its newest such attempt, and when it is tried again."""
+        row = self._one(
+            "SELECT j.state, a.first_error, a.worker, a.log_path, c.state AS c_state,"
+            " c.not_before, (SELECT COUNT(*) FROM attempts WHERE job_id = j.id"
+            "  AND state = 'infra-error') AS infra_errors"
+            " FROM jobs j JOIN attempts c ON c.id = j.current_attempt"
+            " JOIN attempts a ON a.job_id = j.id AND a.state = j.state"
+            " WHERE j.source = ? AND j.commit_sha = ? AND j.recipe = ? AND j.arch = ?"
+            " AND j.featureset = ? AND j.flavour = ? AND j.state IN ('infra-error', 'dep-wait')"
+            " ORDER BY a.number DESC LIMIT 1",
+            (source, commit, recipe, arch, featureset, flavour),
+        )
+        if row is None:
+            return None
+        return HostProblem(
+            state=row["state"],
+            error=row["first_error"],
+            worker=row["worker"],
+            log=row["log_path"],
+            retry_at=row["not_before"] if row["c_state"] == "queued" else None,
+            infra_errors=row["infra_errors"],
+        )
 
     def has_results(self, source: str, recipe: str, arch: str) -> bool:
         return (

@@ -14,9 +14,17 @@ from typing import Any
 from kbo.errors import UserError
 from kbo.packaging.matrix import job_key
 
-# A job's states; an attempt may also end "lost" (its worker stopped renewing the lease).
-JOB_STATES = ("queued", "running", "succeeded", "failed")
-TERMINAL = ("succeeded", "failed")
+# How a build ends, as its worker reports it (anything else is refused): it succeeded; the
+# commit broke it (failed, the only ending mailed to authors); the host or a service
+# failed (infra-error, retried with backoff up to infra_retries); the host lacks the
+# Build-Depends (dep-wait, retried until a host that has them builds it).
+OUTCOMES = ("succeeded", "failed", "infra-error", "dep-wait")
+# The endings of the host's making: never the commit's fault, never mailed to authors.
+HOST_PROBLEMS = ("infra-error", "dep-wait")
+# A job's states: queued, running, or how its current attempt ended (a job whose retry
+# waits keeps the ending that called for it). An attempt may also end "lost" (its
+# worker stopped renewing the lease).
+JOB_STATES = ("queued", "running", *OUTCOMES)
 IN_FLIGHT = ("queued", "running")
 
 
@@ -165,6 +173,7 @@ class Attempt:
     log_path: str | None = None
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     stage: str | None = None  # the last stage its worker reported
+    not_before: float | None = None  # a retry after an infra-error or dep-wait: when due
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Attempt:
@@ -183,6 +192,7 @@ class Attempt:
             log_path=row["log_path"],
             artifacts=_json(row["artifacts"] or "[]", f"attempt {row['id']}", list),
             stage=row["stage"],
+            not_before=row["not_before"],
         )
 
 
@@ -194,9 +204,30 @@ class RunJob:
     attempt: Attempt | None
     enqueued: bool
     attempts: int
+    ending: Attempt | None = None  # the attempt that ended as the job's state says
+
+    @property
+    def retry_at(self) -> float | None:
+        """When the job's waiting retry is due (after an infra-error or dep-wait)."""
+        attempt = self.attempt
+        if self.job.state in HOST_PROBLEMS and attempt is not None and attempt.state == "queued":
+            return attempt.not_before
+        return None
+
+    @property
+    def ended(self) -> bool:
+        """Whether a client waiting on the run stops waiting for this job: it succeeded or
+        failed, ran out of infra-error retries, or waits for a host with its Build-Depends
+        (which may take days)."""
+        state = self.job.state
+        return state in ("succeeded", "failed", "dep-wait") or (
+            state == "infra-error" and self.retry_at is None
+        )
 
     def to_json(self) -> dict[str, Any]:
         attempt = self.attempt
+        # While a retry waits, the error is the ending attempt's, not the queued one's.
+        told = self.ending if self.ending is not None else attempt
         return self.job.to_json() | {
             "enqueued": self.enqueued,
             "attempt": attempt.number if attempt else None,
@@ -204,12 +235,14 @@ class RunJob:
             "worker": attempt.worker if attempt else None,
             "worker_host": attempt.worker_host if attempt else None,
             "executor": attempt.executor if attempt else None,
-            "first_error": attempt.first_error if attempt else None,
-            "log_path": attempt.log_path if attempt else None,
+            "first_error": told.first_error if told else None,
+            "log_path": told.log_path if told else None,
             "artifacts": attempt.artifacts if attempt else [],
             "stage": attempt.stage if attempt else None,
             "started_at": attempt.started_at if attempt else None,
             "ended_at": attempt.ended_at if attempt else None,
+            "retry_at": self.retry_at,
+            "ended": self.ended,
         }
 
 
@@ -231,6 +264,29 @@ class JobResult:
     featureset: str
     flavour: str
     state: str
+
+
+@dataclass(frozen=True)
+class HostProblem:
+    """Why a job is not built though its commit is not to blame: the host failed it
+    (``infra-error``) or lacks its Build-Depends (``dep-wait``)."""
+
+    state: str
+    error: str | None
+    worker: str | None
+    log: str | None
+    retry_at: float | None  # when its next attempt is due; None: no retry waits
+    infra_errors: int  # its attempts that ended infra-error
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "error": self.error,
+            "worker": self.worker,
+            "log": self.log,
+            "retry_at": self.retry_at,
+            "infra_errors": self.infra_errors,
+        }
 
 
 @dataclass(frozen=True)

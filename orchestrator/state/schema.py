@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 3
+VERSION = 4
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -123,6 +123,68 @@ CREATE TABLE matrices (
     2: """
 ALTER TABLE attempts ADD COLUMN stage TEXT;
 """,
+    # Builds end four ways (kbo.orchestrator.state.records.OUTCOMES): the host's failures
+    # (infra-error) and missing Build-Depends (dep-wait) are told apart from the commit's
+    # (failed), and their retry waits until ``not_before``. SQLite cannot change a CHECK
+    # constraint: both tables are made anew and filled from the old ones (foreign keys
+    # are off during migrations, see ``migrate``).
+    3: """
+CREATE TABLE jobs_v4 (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    featureset TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    kernel_arch TEXT,
+    state TEXT NOT NULL CHECK (state IN
+        ('queued', 'running', 'succeeded', 'failed', 'infra-error', 'dep-wait')),
+    current_attempt INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (source, commit_sha, recipe, arch, featureset, flavour)
+);
+INSERT INTO jobs_v4 (id, source, commit_sha, recipe, arch, featureset, flavour, kernel_arch,
+    state, current_attempt, created_at, updated_at)
+    SELECT id, source, commit_sha, recipe, arch, featureset, flavour, kernel_arch,
+    state, current_attempt, created_at, updated_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v4 RENAME TO jobs;
+CREATE INDEX jobs_by_commit ON jobs (source, recipe, arch, commit_sha);
+CREATE INDEX jobs_in_flight ON jobs (source, recipe) WHERE state IN ('queued', 'running');
+CREATE TABLE attempts_v4 (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN
+        ('queued', 'running', 'succeeded', 'failed', 'infra-error', 'dep-wait', 'lost')),
+    token TEXT,
+    worker TEXT,
+    worker_host TEXT,
+    executor TEXT,
+    created_at REAL NOT NULL,
+    published_at REAL,
+    started_at REAL,
+    ended_at REAL,
+    lease_expires REAL,
+    first_error TEXT,
+    log_path TEXT,
+    artifacts TEXT NOT NULL DEFAULT '[]',
+    stage TEXT,
+    not_before REAL,
+    UNIQUE (job_id, number)
+);
+INSERT INTO attempts_v4 (id, job_id, number, state, token, worker, worker_host, executor,
+    created_at, published_at, started_at, ended_at, lease_expires, first_error, log_path,
+    artifacts, stage)
+    SELECT id, job_id, number, state, token, worker, worker_host, executor,
+    created_at, published_at, started_at, ended_at, lease_expires, first_error, log_path,
+    artifacts, stage FROM attempts;
+DROP TABLE attempts;
+ALTER TABLE attempts_v4 RENAME TO attempts;
+CREATE INDEX attempts_by_state ON attempts (state);
+""",
 }
 
 # The tables every unversioned kbo database has (alerts and outbox came later: _V1 adds
@@ -189,6 +251,17 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
     """Bring a writable database to ``VERSION`` in one transaction; a fresh one is created."""
     if version_of(db, path) == VERSION:
         return
+    # A migration may make a table anew: foreign keys would refuse dropping the old one.
+    # The pragma does nothing inside a transaction, so it is set before, and restored.
+    enforced = db.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _migrate(db, path)
+    finally:
+        db.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
     try:
         db.execute("BEGIN IMMEDIATE")
         version = version_of(db, path)  # again, under the lock: another process may have

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from kbo.errors import InfraError, UserError
+from kbo.orchestrator.retries import RetryPolicy
 from kbo.orchestrator.state import schema
 from kbo.orchestrator.state.reader import StateReader, _connect
-from kbo.orchestrator.state.records import TERMINAL, Alert, Job, JobSpec, Run
+from kbo.orchestrator.state.records import HOST_PROBLEMS, OUTCOMES, Alert, Job, JobSpec, Run
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,14 @@ def _alert_key(job: Job) -> tuple[str, str, str, str, str]:
 
 
 class State(StateReader):
-    """The state database, opened for writing (and migrated to the current schema)."""
+    """The state database, opened for writing (and migrated to the current schema).
 
-    def __init__(self, path: Path) -> None:
+    ``retries`` is when a job that ended for the host's sake is tried again (the
+    coordinator's settings); without it, every report ends its job as reported.
+    """
+
+    def __init__(self, path: Path, retries: RetryPolicy | None = None) -> None:
+        self.retries = retries
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -168,8 +174,10 @@ class State(StateReader):
     ) -> list[int]:
         """Get-or-create the run and its jobs; return the attempt ids to enqueue.
 
-        A job already queued, running or done gains nothing. A failed job gains a new
-        attempt when ``retry_failed``. Calling this twice for one run id is harmless.
+        A job already queued, running or done gains nothing, nor does one whose retry
+        waits (after an infra-error or dep-wait). A failed job, or one out of infra-error
+        retries, gains a new attempt when ``retry_failed``. Calling this twice for one run
+        id is harmless.
         """
         now = time.time()
         to_publish: list[int] = []
@@ -206,8 +214,10 @@ class State(StateReader):
         self, db: sqlite3.Connection, spec: JobSpec, now: float, retry_failed: bool
     ) -> tuple[int, int | None]:
         row = db.execute(
-            "SELECT id, state FROM jobs WHERE source = ? AND commit_sha = ? AND recipe = ?"
-            " AND arch = ? AND featureset = ? AND flavour = ?",
+            "SELECT j.id, j.state, a.state AS attempt_state FROM jobs j"
+            " LEFT JOIN attempts a ON a.id = j.current_attempt WHERE j.source = ?"
+            " AND j.commit_sha = ? AND j.recipe = ? AND j.arch = ? AND j.featureset = ?"
+            " AND j.flavour = ?",
             (spec.source, spec.commit, spec.recipe, spec.arch, spec.featureset, spec.flavour),
         ).fetchone()
         if row is None:
@@ -229,7 +239,10 @@ class State(StateReader):
             ).lastrowid
             assert job_id is not None
             return job_id, self._new_attempt(db, job_id, now)
-        if row["state"] == "failed" and retry_failed:
+        ended = row["state"] == "failed" or (
+            row["state"] in HOST_PROBLEMS and row["attempt_state"] != "queued"
+        )
+        if ended and retry_failed:
             db.execute(
                 "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?", (now, row["id"])
             )
@@ -237,13 +250,17 @@ class State(StateReader):
         return row["id"], None
 
     @staticmethod
-    def _new_attempt(db: sqlite3.Connection, job_id: int, now: float) -> int:
+    def _new_attempt(
+        db: sqlite3.Connection, job_id: int, now: float, not_before: float | None = None
+    ) -> int:
+        """A new current attempt, queued; the sweep publishes it once ``not_before``."""
         number = db.execute(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?", (job_id,)
         ).fetchone()[0]
         attempt_id = db.execute(
-            "INSERT INTO attempts (job_id, number, state, created_at) VALUES (?, ?, 'queued', ?)",
-            (job_id, number, now),
+            "INSERT INTO attempts (job_id, number, state, created_at, not_before)"
+            " VALUES (?, ?, 'queued', ?, ?)",
+            (job_id, number, now, not_before),
         ).lastrowid
         assert attempt_id is not None
         db.execute("UPDATE jobs SET current_attempt = ? WHERE id = ?", (attempt_id, job_id))
@@ -310,15 +327,17 @@ class State(StateReader):
             ).rowcount:
                 return "held"
             row = self._attempt_row(tx.db, attempt_id)
-        if row is not None and row["token"] == token and row["state"] in TERMINAL:
+        if row is not None and row["token"] == token and row["state"] in OUTCOMES:
             return "ended"
         return "lost"
 
     def finish(self, attempt_id: int, token: str, result: dict[str, Any]) -> Verdict:
-        """Record the outcome of the attempt that owns its job; refuse any other report."""
+        """Record the outcome of the attempt that owns its job; refuse any other report,
+        and any outcome but ``OUTCOMES``. An infra-error or dep-wait queues the job's next
+        attempt, due when ``retries`` says, in the same transaction."""
         outcome = result.get("outcome")
-        if outcome not in TERMINAL:
-            return Verdict(False, f"unknown outcome {outcome!r}")
+        if not isinstance(outcome, str) or outcome not in OUTCOMES:
+            return Verdict(False, f"unknown outcome {str(outcome)[:40]!r}")
         now = time.time()
         with self.transaction() as tx:
             row = self._attempt_row(tx.db, attempt_id)
@@ -347,7 +366,19 @@ class State(StateReader):
                 "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?",
                 (outcome, now, row["job_id"]),
             )
+            wait = self._retry_wait(tx.db, row["job_id"], outcome)
+            if wait is not None:
+                self._new_attempt(tx.db, row["job_id"], now, not_before=now + wait)
         return Verdict(True)
+
+    def _retry_wait(self, db: sqlite3.Connection, job_id: int, outcome: str) -> float | None:
+        """Seconds until a job that just ended ``outcome`` is tried again, or None."""
+        if self.retries is None or outcome not in HOST_PROBLEMS:
+            return None
+        infra_errors = db.execute(
+            "SELECT COUNT(*) FROM attempts WHERE job_id = ? AND state = 'infra-error'", (job_id,)
+        ).fetchone()[0]
+        return self.retries.wait(outcome, int(infra_errors))
 
     @staticmethod
     def _attempt_row(db: sqlite3.Connection, attempt_id: int) -> sqlite3.Row | None:
@@ -392,11 +423,14 @@ class State(StateReader):
         return to_publish
 
     def unpublished(self, republish_after: float) -> list[int]:
-        """Queued attempts never published, or published so long ago the message is gone."""
+        """Queued attempts never published, or published so long ago the message is gone;
+        a retry only once it is due."""
+        now = time.time()
         rows = self.db.execute(
             "SELECT a.id FROM attempts a JOIN jobs j ON j.current_attempt = a.id"
-            " WHERE a.state = 'queued' AND (a.published_at IS NULL OR a.published_at < ?)",
-            (time.time() - republish_after,),
+            " WHERE a.state = 'queued' AND (a.published_at IS NULL OR a.published_at < ?)"
+            " AND (a.not_before IS NULL OR a.not_before <= ?)",
+            (now - republish_after, now),
         ).fetchall()
         return [row[0] for row in rows]
 

@@ -12,10 +12,10 @@ from typing import BinaryIO
 
 from kbo.arches import ArchInfo
 from kbo.config import Config
-from kbo.errors import KboError
+from kbo.errors import InfraError
 
 
-class ExecutorError(KboError):
+class ExecutorError(InfraError):
     """This worker cannot build the job this way: a missing toolchain, handler or chroot."""
 
 
