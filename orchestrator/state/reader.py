@@ -253,9 +253,19 @@ class StateReader:
         return [OutboxMail.from_row(r) for r in rows]
 
     def outbox(self, *, include_sent: bool) -> list[OutboxMail]:
-        where = "" if include_sent else "WHERE state = 'pending'"
+        """The mails not sent (pending, or skipped with the reason), or all of them."""
+        where = "" if include_sent else "WHERE state != 'sent'"
         rows = self._all(f"SELECT * FROM outbox {where} ORDER BY id")  # noqa: S608
         return [OutboxMail.from_row(r) for r in rows]
+
+    def mail(self, mail_id: int) -> OutboxMail | None:
+        row = self._one("SELECT * FROM outbox WHERE id = ?", (mail_id,))
+        return None if row is None else OutboxMail.from_row(row)
+
+    def mail_server(self, server: str) -> tuple[int, float]:
+        """How many tries in a row failed on this SMTP server, and when the next is due."""
+        row = self._one("SELECT failures, next_try FROM mail_servers WHERE server = ?", (server,))
+        return (0, 0.0) if row is None else (int(row[0]), float(row[1]))
 
     def last_digest_at(self) -> float | None:
         row = self._one("SELECT MAX(created_at) FROM outbox WHERE kind = 'digest'")

@@ -305,11 +305,12 @@ class OutboxMail:
     kind: str  # failure, fixed or digest
     data: dict[str, Any]
     message: str | None
-    state: str  # pending or sent
+    state: str  # pending, sent, or skipped (it cannot be composed or delivered)
     created_at: float
     attempts: int
     next_try: float
-    last_error: str | None
+    last_error: str | None  # why the last try failed, or why it was skipped
+    claimed_by: str | None = None  # the sender at work on it, until its claim expires
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> OutboxMail:
@@ -323,6 +324,7 @@ class OutboxMail:
             attempts=row["attempts"],
             next_try=row["next_try"],
             last_error=row["last_error"],
+            claimed_by=row["claimed_by"],
         )
 
     @property

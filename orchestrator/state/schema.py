@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 4
+VERSION = 5
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -184,6 +184,42 @@ INSERT INTO attempts_v4 (id, job_id, number, state, token, worker, worker_host, 
 DROP TABLE attempts;
 ALTER TABLE attempts_v4 RENAME TO attempts;
 CREATE INDEX attempts_by_state ON attempts (state);
+""",
+    # The outbox: a row is claimed by one sender before it is sent (``claimed_by``, until
+    # ``claim_expires``, so a sender that died lets go); a mail that cannot be composed or
+    # delivered is 'skipped' with its reason in ``last_error``; the backoff after a
+    # failure is kept per SMTP server (``mail_servers``), so mails go out in order.
+    4: """
+CREATE TABLE outbox_v5 (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('failure', 'fixed', 'digest')),
+    fold_key TEXT,
+    data TEXT NOT NULL,
+    message TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'skipped')),
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    next_try REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at REAL,
+    claimed_by TEXT,
+    claim_expires REAL
+);
+INSERT INTO outbox_v5 (id, kind, fold_key, data, message, state, created_at, due_at, next_try,
+    attempts, last_error, sent_at)
+    SELECT id, kind, fold_key, data, message, state, created_at, due_at, next_try,
+    attempts, last_error, sent_at FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v5 RENAME TO outbox;
+CREATE INDEX outbox_pending ON outbox (state, due_at);
+CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
+CREATE TABLE mail_servers (
+    server TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    last_error TEXT
+);
 """,
 }
 

@@ -84,12 +84,15 @@ class Transaction:
 
     def queue_mail(
         self, kind: str, data: dict[str, Any], now: float, *, due: float, fold: str | None = None
-    ) -> None:
-        self.db.execute(
+    ) -> int:
+        """A new pending mail; its id."""
+        mail_id = self.db.execute(
             "INSERT INTO outbox (kind, fold_key, data, created_at, due_at, next_try)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (kind, fold, json.dumps(data), now, due, now),
-        )
+        ).lastrowid
+        assert mail_id is not None
+        return mail_id
 
 
 def _create(path: Path) -> None:
@@ -445,17 +448,67 @@ class State(StateReader):
             row = tx.db.execute("SELECT message FROM outbox WHERE id = ?", (mail_id,)).fetchone()
         return str(row[0])
 
+    def claim_mail(self, mail_id: int, sender: str, until: float) -> bool:
+        """Take a pending mail for ``sender`` until ``until``: False while another sender
+        holds it (one sender per mail), or once it is sent or skipped."""
+        with self.transaction() as tx:
+            return bool(
+                tx.db.execute(
+                    "UPDATE outbox SET claimed_by = ?, claim_expires = ? WHERE id = ?"
+                    " AND state = 'pending' AND (claimed_by IS NULL OR claimed_by = ?"
+                    " OR claim_expires < ?)",
+                    (sender, until, mail_id, sender, time.time()),
+                ).rowcount
+            )
+
+    def release_mail(self, mail_id: int, sender: str) -> None:
+        with self.transaction() as tx:
+            tx.db.execute(
+                "UPDATE outbox SET claimed_by = NULL, claim_expires = NULL"
+                " WHERE id = ? AND claimed_by = ?",
+                (mail_id, sender),
+            )
+
     def mail_sent(self, mail_id: int, problems: str | None) -> None:
         with self.transaction() as tx:
             tx.db.execute(
                 "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = ?,"
-                " attempts = attempts + 1 WHERE id = ?",
+                " attempts = attempts + 1, claimed_by = NULL, claim_expires = NULL"
+                " WHERE id = ?",
                 (time.time(), problems, mail_id),
             )
 
     def mail_failed(self, mail_id: int, attempts: int, error: str, next_try: float) -> None:
+        """A try that failed: noted on the mail, which is let go for its next try."""
         with self.transaction() as tx:
             tx.db.execute(
-                "UPDATE outbox SET attempts = ?, last_error = ?, next_try = ? WHERE id = ?",
+                "UPDATE outbox SET attempts = ?, last_error = ?, next_try = ?,"
+                " claimed_by = NULL, claim_expires = NULL WHERE id = ?",
                 (attempts, error, next_try, mail_id),
             )
+
+    def mail_skipped(self, mail_id: int, reason: str) -> None:
+        """A mail that can never go out (it cannot be composed, or every recipient is
+        refused): kept with the reason, never tried again."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "UPDATE outbox SET state = 'skipped', last_error = ?, claimed_by = NULL,"
+                " claim_expires = NULL WHERE id = ? AND state = 'pending'",
+                (reason, mail_id),
+            )
+
+    def mail_server_failed(self, server: str, failures: int, error: str, next_try: float) -> None:
+        """The SMTP server failed ``failures`` tries in a row: nothing goes to it before
+        ``next_try``."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "INSERT INTO mail_servers (server, failures, next_try, last_error)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (server) DO UPDATE SET"
+                " failures = excluded.failures, next_try = excluded.next_try,"
+                " last_error = excluded.last_error",
+                (server, failures, next_try, error),
+            )
+
+    def mail_server_ok(self, server: str) -> None:
+        with self.transaction() as tx:
+            tx.db.execute("DELETE FROM mail_servers WHERE server = ?", (server,))

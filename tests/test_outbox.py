@@ -1,0 +1,157 @@
+"""The outbox in one process: what a failure mail says of the attempt that failed, its
+suspects by ancestry, mails that cannot be composed, claims, and the SMTP server's
+backoff, against a real SMTP server (aiosmtpd) and a real git repository."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kbo.config import Config, load_config
+from kbo.orchestrator.mail.outbox import Mailer
+from kbo.orchestrator.mail.reports import Reporter
+from kbo.orchestrator.state import JobSpec, Run, State, schema
+from tests.conftest import KBO, git
+from tests.services import free_port, wait_for
+from tests.test_mail import Inbox
+
+ERROR = "arch/alpha/kernel/setup.c:42:7: error: 'boot_cpu_data' undeclared"
+
+
+def commit_as(repo: Path, author: str, message: str) -> str:
+    email = f"{author.split()[0].lower()}@example.org"
+    git(repo, "commit", "-q", "--allow-empty", "--author", f"{author} <{email}>", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@dataclass
+class Outbox:
+    """A repository, the state database, and the coordinator's side of reporting."""
+
+    tmp: Path
+    repo: Path
+    config: Config
+    state: State
+    smtp_port: int
+    runs: int = 0
+
+    def build(self, commit: str, outcome: str, *, error: str | None = None) -> int:
+        """One attempt at the job alpha/none/alpha-smp at ``commit``, ended ``outcome``
+        and reported on as the coordinator does; its id."""
+        attempt = self.queue(commit)
+        assert self.state.claim(attempt, "t", "w1@test", "test", 60).accepted
+        log = self.tmp / f"{attempt}.log.gz"
+        log.write_bytes(gzip.compress(f"== kbo stage step build ==\n{error or 'ok'}\n".encode()))
+        result = {"outcome": outcome, "first_error": error, "log_path": str(log)}
+        assert self.state.finish(attempt, "t", result | {"executor": "cross"}).accepted
+        Reporter(self.config, self.state).on_result(attempt)
+        return attempt
+
+    def queue(self, commit: str) -> int:
+        """A new attempt at the job at ``commit``, queued (a retry, once it failed)."""
+        self.runs += 1
+        run = Run(f"r{self.runs}", "me", "", str(self.repo), "main", commit, "r", "6.1.176-1")
+        spec = JobSpec(str(self.repo), commit, "r", "alpha", "none", "alpha-smp")
+        (attempt,) = self.state.record_run(run, [spec])
+        return attempt
+
+    def kbo(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = os.environ | {"KBO_CONFIG": str(self.tmp / "kbo.toml")}
+        return subprocess.run(
+            [str(KBO), *args], capture_output=True, text=True, env=env, check=False
+        )
+
+
+def make_outbox(tmp_path: Path, **settings: object) -> Outbox:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "Import linux 6.1.176-1 packaging")
+    port = free_port()
+    values = {
+        "state_dir": str(tmp_path / "state"),
+        "repository": str(repo),
+        "branch": "main",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "mail_to": ["debian-kernel@example.org"],
+        "mail_authors": 1,
+        "fold_seconds": 0,
+    } | settings
+    path = tmp_path / "kbo.toml"
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    config = load_config(str(path))
+    return Outbox(tmp_path, repo, config, State(config.database), port)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    found = make_outbox(tmp_path)
+    yield found
+    found.state.close()
+
+
+def flush_until(outbox: Outbox, inbox: Inbox, count: int, timeout: float = 30) -> None:
+    def sent() -> bool:
+        Mailer(outbox.config, outbox.state).flush()
+        return len(inbox.messages) >= count
+
+    wait_for(sent, timeout, f"{count} mail(s)")
+
+
+def test_a_mail_has_one_sender_until_its_claim_expires(outbox: Outbox) -> None:
+    with outbox.state.transaction() as tx:
+        mail = tx.queue_mail("digest", {"subject": "s", "body": "b", "recipients": []}, 1, due=1)
+    other = State(outbox.config.database)
+    assert outbox.state.claim_mail(mail, "coordinator", time.time() + 60)
+    assert not other.claim_mail(mail, "kbo digest", time.time() + 60)
+    assert outbox.state.claim_mail(mail, "coordinator", time.time() + 60)  # its own again
+    outbox.state.db.execute("UPDATE outbox SET claim_expires = ?", (time.time() - 1,))
+    assert other.claim_mail(mail, "kbo digest", time.time() + 60)  # the first one died
+    other.mail_sent(mail, None)
+    assert not outbox.state.claim_mail(mail, "coordinator", time.time() + 60)
+    other.close()
+
+
+def test_a_schema_4_database_is_migrated_keeping_its_outbox(tmp_path: Path) -> None:
+    """Schema 5 lets a mail be skipped (a CHECK constraint: the outbox is made anew, its
+    rows kept), claimed, and keeps the SMTP server's backoff."""
+    path = tmp_path / "kbo.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(schema._V1 + "".join(schema.MIGRATIONS[v] for v in (1, 2, 3)))
+    old.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    old.executescript(
+        "PRAGMA user_version = 4;"
+        "INSERT INTO outbox (id, kind, fold_key, data, message, created_at, due_at, next_try,"
+        " attempts, last_error) VALUES (7, 'digest', NULL, '{}', 'Subject: hello', 1, 1, 9,"
+        " 2, 'ConnectionRefusedError');"
+    )
+    old.close()
+    state = State(path)
+    (mail,) = state.outbox(include_sent=False)
+    assert (mail.id, mail.subject, mail.attempts, mail.last_error, mail.claimed_by) == (
+        7,
+        "hello",
+        2,
+        "ConnectionRefusedError",
+        None,
+    )
+    assert state.claim_mail(7, "me", time.time() + 60)
+    state.mail_skipped(7, "cannot be composed")
+    assert state.outbox(include_sent=False)[0].state == "skipped"
+    state.mail_server_failed("127.0.0.1:25", 1, "refused", 5.0)
+    assert state.mail_server("127.0.0.1:25") == (1, 5.0)
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 5
+    indexes = {
+        r[0] for r in state.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    assert {"outbox_pending", "outbox_by_kind"} <= indexes
