@@ -22,7 +22,7 @@ from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.state import JobSpec, Run, State, schema
 from tests.conftest import KBO, git
 from tests.services import free_port, wait_for
-from tests.test_mail import Inbox
+from tests.test_mail import Inbox, SmtpServer, body
 
 ERROR = "arch/alpha/kernel/setup.c:42:7: error: 'boot_cpu_data' undeclared"
 
@@ -106,6 +106,103 @@ def flush_until(outbox: Outbox, inbox: Inbox, count: int, timeout: float = 30) -
         return len(inbox.messages) >= count
 
     wait_for(sent, timeout, f"{count} mail(s)")
+
+
+def test_a_retry_queued_within_fold_seconds_leaves_the_failure_mail_whole(
+    tmp_path: Path,
+) -> None:
+    outbox = make_outbox(tmp_path, fold_seconds=1)
+    bad = commit_as(outbox.repo, "Grace Hopper", "alpha: tidy includes")
+    failed = outbox.build(bad, "failed", error=ERROR)
+    outbox.queue(bad)  # asked again before the report is due: the job's attempt is new
+    time.sleep(1.2)
+    with SmtpServer(outbox.smtp_port) as inbox:
+        flush_until(outbox, inbox, 1)
+    text = body(inbox.messages[0][1])
+    assert f"  {ERROR}" in text and "(none found)" not in text
+    assert f"Full log: {tmp_path / f'{failed}.log.gz'}" in text
+    assert "executor, worker:   cross on w1@test (test)" in text
+
+
+def test_suspects_are_the_commits_since_the_nearest_good_ancestor_across_a_merge(
+    outbox: Outbox,
+) -> None:
+    """The newest success by time is on a branch the failing commit does not contain:
+    the suspects are ``git rev-list LAST_GOOD..FAILED``, LAST_GOOD the nearest
+    success among the failing commit's ancestors."""
+    repo = outbox.repo
+    root = git(repo, "rev-parse", "HEAD")
+    outbox.build(root, "succeeded")
+    good = commit_as(repo, "Ada Lovelace", "alpha: rework setup")
+    outbox.build(good, "succeeded")
+    git(repo, "checkout", "-q", "-b", "side")
+    commit_as(repo, "Sue Side", "alpha: side work")
+    git(repo, "checkout", "-q", "main")
+    commit_as(repo, "Bob Main", "alpha: main work")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge branch side", "side")
+    bad = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "-b", "elsewhere", root)
+    elsewhere = commit_as(repo, "Zed Elsewhere", "unrelated branch")
+    git(repo, "checkout", "-q", "main")
+    outbox.build(elsewhere, "succeeded")  # the newest success, not an ancestor of `bad`
+    outbox.build(bad, "failed", error=ERROR)
+    with SmtpServer(outbox.smtp_port) as inbox:
+        flush_until(outbox, inbox, 1)
+    recipients, message = inbox.messages[0]
+    text = body(message)
+    assert f"the 3 commit(s) since the last successful build at {good[:7]}:" in text
+    for suspect in ("Sue Side", "Bob Main", "Merge branch side"):
+        assert suspect in text
+    assert "Ada Lovelace" not in text and "Zed Elsewhere" not in text
+    assert set(recipients) == {
+        "debian-kernel@example.org",
+        "sue@example.org",
+        "bob@example.org",
+        "km@example.org",
+    }
+
+
+def test_with_no_earlier_success_only_the_failing_commit_s_author_is_named(
+    outbox: Outbox,
+) -> None:
+    for name in ("Ada Lovelace", "Bob Main", "Sue Side"):
+        commit_as(outbox.repo, name, f"work by {name}")
+    bad = commit_as(outbox.repo, "Grace Hopper", "alpha: tidy includes")
+    outbox.build(bad, "failed", error=ERROR)
+    with SmtpServer(outbox.smtp_port) as inbox:
+        flush_until(outbox, inbox, 1)
+    recipients, message = inbox.messages[0]
+    text = body(message)
+    assert "no earlier build of this job succeeded at an ancestor of this commit" in text
+    assert "Grace Hopper <grace@example.org>  alpha: tidy includes" in text
+    assert not any(name in text for name in ("Ada", "Bob", "Sue", "Kernel Maintainer"))
+    assert set(recipients) == {"debian-kernel@example.org", "grace@example.org"}
+
+
+def test_an_author_whose_name_is_not_utf8_is_mailed_all_the_same(outbox: Outbox) -> None:
+    """git passes the bytes through when it cannot convert them (an unknown encoding)."""
+    repo = outbox.repo
+    commit = (
+        f"tree {git(repo, 'rev-parse', 'HEAD^{tree}')}\nparent {git(repo, 'rev-parse', 'HEAD')}\n"
+    ).encode() + (
+        b"author Jos\xe9 Latin <jose@example.org> 1700000000 +0000\n"
+        b"committer Kernel Maintainer <km@example.org> 1700000000 +0000\n"
+        b"encoding x-unknown\n\nalpha: x\n"
+    )
+    sha = (
+        subprocess.run(
+            ["git", "-C", str(repo), "hash-object", "-t", "commit", "-w", "--stdin"],
+            input=commit,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    outbox.build(sha, "failed", error=ERROR)
+    with SmtpServer(outbox.smtp_port) as inbox:
+        flush_until(outbox, inbox, 1)
+    assert "Jos\ufffd Latin <jose@example.org>  alpha: x" in body(inbox.messages[0][1])
 
 
 def test_a_mail_has_one_sender_until_its_claim_expires(outbox: Outbox) -> None:

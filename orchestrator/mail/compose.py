@@ -10,13 +10,14 @@ import subprocess
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
 from kbo.config import Config
+from kbo.errors import InfraError
 from kbo.orchestrator.state import Attempt, Job, StateReader
 from kbo.packaging import repository
 
@@ -25,6 +26,10 @@ MAX_LINE = 300
 TAIL_BYTES = 4 << 20
 TAIL_CHUNK = 256 << 10
 TAIL_LINES = 40
+# A failure mail lists at most this many suspect commits, and looks for the last good
+# build among this many of the job key's newest successes.
+MAX_SUSPECTS = 50
+MAX_SUCCESSES = 50
 STAGE = "== kbo stage "
 
 
@@ -86,10 +91,15 @@ class JobReport:
     """One job of a report, with what the mail says about it."""
 
     job: Job
-    attempt: Attempt
+    attempt: Attempt  # the attempt the report was decided on, as the outbox row fixed it
     version: str
-    last_good: str | None
+    last_good: str | None  # the nearest success that is an ancestor of the job's commit
     suspects: list[Suspect]
+    suspect_count: int  # commits in last_good..commit (more than ``suspects`` may list)
+
+
+class Uncomposable(Exception):
+    """A report that names what kbo's state no longer holds."""
 
 
 class Composer:
@@ -100,7 +110,7 @@ class Composer:
     def compose(self, kind: str, data: dict[str, Any]) -> EmailMessage:
         if kind == "digest":
             return self._message(data["subject"], data["body"], data["recipients"], {})
-        reports = [self._report(entry["job"]) for entry in data["jobs"]]
+        reports = [self._report(entry) for entry in data["jobs"]]
         first = reports[0].job
         if kind == "failure":
             subject, body = self._failure(reports)
@@ -142,42 +152,54 @@ class Composer:
             wanted += [s.email for s in suspects]
         return list(dict.fromkeys(wanted))
 
-    def _report(self, job_id: int) -> JobReport:
-        job = self.state.job(job_id)
-        assert job is not None and job.current_attempt is not None  # reports name real jobs
-        attempt = self.state.attempt(job.current_attempt)
-        assert attempt is not None
-        last_good = self.state.last_success(job)
+    def _report(self, entry: dict[str, Any]) -> JobReport:
+        """The job of an outbox entry and the attempt the entry names, with the facts the
+        entry fixed when the report was decided (rows from before it did: the job's
+        current attempt)."""
+        job = self.state.job(entry["job"])
+        if job is None:
+            raise Uncomposable(f"job {entry['job']} does not exist")
+        attempt_id = entry.get("attempt", job.current_attempt)
+        attempt = None if attempt_id is None else self.state.attempt(attempt_id)
+        if attempt is None or attempt.job_id != job.id:
+            raise Uncomposable(f"attempt {attempt_id} of job {job.id} does not exist")
+        if "first_error" in entry or "log_path" in entry:
+            attempt = replace(
+                attempt,
+                first_error=_text(entry, "first_error"),
+                log_path=_text(entry, "log_path"),
+            )
+        last_good, count, suspects = self._suspects(job)
         return JobReport(
-            job,
-            attempt,
-            self.state.version_of_job(job.id) or "?",
-            last_good,
-            self._suspects(job.source, last_good, job.commit),
+            job, attempt, self.state.version_of_job(job.id) or "?", last_good, suspects, count
         )
 
-    def _suspects(self, source: str, good: str | None, bad: str) -> list[Suspect]:
+    def _suspects(self, job: Job) -> tuple[str | None, int, list[Suspect]]:
+        """The commits that may have broken the job: ``git rev-list LAST_GOOD..COMMIT``,
+        LAST_GOOD being the nearest earlier success of the job's key that is an ancestor
+        of its commit; with none, the commit alone."""
         try:
-            repo = repository.local_repository(source, self.config)
+            repo = repository.local_repository(job.source, self.config, fetch=False)
         except Exception as e:
-            return [Suspect("?", "?", "", f"git unavailable: {e}")]
-        span = f"{good}..{bad}" if good else bad
-        out = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(repo),
-                "log",
-                "--format=%h%x00%an%x00%ae%x00%s",
-                "--max-count=50",
-                span,
-                "--",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        return [Suspect(*line.split("\0")) for line in out.splitlines() if line.count("\0") == 3]
+            return None, 1, [Suspect("?", "?", "", f"git unavailable: {e}")]
+        good = self._last_good(repo, job)
+        if good is None:
+            return None, 1, _log(repo, "--max-count=1", job.commit)
+        count = _count(repo, f"{good}..{job.commit}")
+        return good, count, _log(repo, f"--max-count={MAX_SUSPECTS}", f"{good}..{job.commit}")
+
+    def _last_good(self, repo: Path, job: Job) -> str | None:
+        """Of the job key's newest successes, the nearest ancestor of the job's commit
+        (fewest commits between them): a success on another branch, however recent,
+        says nothing of this one."""
+        ancestors = [
+            sha
+            for sha in dict.fromkeys(self.state.successes(job, MAX_SUCCESSES))
+            if sha != job.commit and repository.is_ancestor(repo, sha, job.commit)
+        ]
+        if not ancestors:
+            return None
+        return min(ancestors, key=lambda sha: _count(repo, f"{sha}..{job.commit}"))
 
     def _failure(self, reports: list[JobReport]) -> tuple[str, str]:
         report = reports[0]
@@ -196,12 +218,17 @@ class Composer:
         context = lines[max(0, at - 2) : at + 6] if at is not None else [error]
         if report.last_good:
             head = (
-                f"Suspects: the {len(report.suspects)} commit(s) since the last successful "
+                f"Suspects: the {report.suspect_count} commit(s) since the last successful "
                 f"build at {report.last_good[:7]}:"
             )
         else:
-            head = "Suspects: this job never built successfully, so every commit up to here:"
+            head = (
+                "Suspects: no earlier build of this job succeeded at an ancestor of this "
+                "commit, so only its author:"
+            )
         suspects = [f"  {s.sha} {s.author} <{s.email}>  {s.subject}" for s in report.suspects]
+        if report.suspect_count > len(report.suspects):
+            suspects.append(f"  ... and {report.suspect_count - len(report.suspects)} more")
         body = "\n".join(
             [
                 f"{report.version} failed to build for {job.arch} at commit {job.commit}.",
@@ -249,6 +276,38 @@ class Composer:
         return subject, body
 
     def _log_link(self, job: Job, attempt: Attempt) -> str:
+        if attempt.log_path is None:
+            return "(no log was received)"
         if self.config.log_url:
             return f"{self.config.log_url.rstrip('/')}/{job.key}/{attempt.id}.log.gz"
         return str(attempt.log_path)
+
+
+def _text(entry: dict[str, Any], name: str) -> str | None:
+    value = entry.get(name)
+    if value is not None and not isinstance(value, str):
+        raise Uncomposable(f"its {name} is not text: {value!r:.60}")
+    return value
+
+
+def _git_out(repo: Path, *args: str) -> str:
+    """git's output, as text whatever its bytes (an author's name need not be UTF-8)."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, check=False, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"git {args[0]} timed out", str(repo)) from None
+    return result.stdout.decode("utf-8", errors="replace")
+
+
+def _count(repo: Path, span: str) -> int:
+    out = _git_out(repo, "rev-list", "--count", "--end-of-options", span, "--").strip()
+    return int(out) if out.isdigit() else 0
+
+
+def _log(repo: Path, limit: str, span: str) -> list[Suspect]:
+    out = _git_out(
+        repo, "log", "--format=%h%x00%an%x00%ae%x00%s", limit, "--end-of-options", span, "--"
+    )
+    return [Suspect(*line.split("\0")) for line in out.splitlines() if line.count("\0") == 3]

@@ -139,15 +139,16 @@ class StateReader:
         )
         return None if row is None else str(row[0])
 
-    def last_success(self, job: Job) -> str | None:
-        """The commit of the newest other success of the job's key and recipe."""
-        row = self._one(
+    def successes(self, job: Job, limit: int) -> list[str]:
+        """The commits of the newest ``limit`` other successes of the job's key and recipe,
+        newest first (by time: which of them precede the job's commit is git's to say)."""
+        rows = self._all(
             "SELECT commit_sha FROM jobs WHERE source = ? AND recipe = ? AND arch = ?"
             " AND featureset = ? AND flavour = ? AND state = 'succeeded' AND id != ?"
-            " ORDER BY updated_at DESC LIMIT 1",
-            (job.source, job.recipe, job.arch, job.featureset, job.flavour, job.id),
+            " ORDER BY updated_at DESC LIMIT ?",
+            (job.source, job.recipe, job.arch, job.featureset, job.flavour, job.id, limit),
         )
-        return None if row is None else str(row[0])
+        return [str(row[0]) for row in rows]
 
     # -- standings ---------------------------------------------------------------------
 
