@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import os
@@ -34,9 +35,17 @@ class Inbox:
         return [str(m["Subject"]) for _, m in self.messages]
 
 
+class SlowInbox(Inbox):
+    """An SMTP server that takes its time over each mail, as a busy relay does."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(1.5)
+        return await super().handle_DATA(server, session, envelope)
+
+
 class SmtpServer:
-    def __init__(self, port: int, password: str | None = None) -> None:
-        self.inbox = Inbox()
+    def __init__(self, port: int, password: str | None = None, inbox: Inbox | None = None) -> None:
+        self.inbox = inbox or Inbox()
         auth = {}
         if password is not None:
             auth = {
@@ -215,6 +224,20 @@ def test_the_digest_lists_exactly_the_arches_not_ok(mail_cluster: Cluster) -> No
         result = cluster.kbo("digest")
         assert "nothing to send" in result.stdout
         assert len(inbox.messages) == 1
+
+
+def test_kbo_digest_beside_the_coordinator_sends_each_mail_once(mail_cluster: Cluster) -> None:
+    """Both send from the outbox: each claims a mail before sending it, so the
+    coordinator's sender never mails what ``kbo digest`` is still sending, or the reverse."""
+    cluster = mail_cluster
+    with SmtpServer(cluster.smtp_port, inbox=SlowInbox()) as inbox:  # type: ignore[attr-defined]
+        for _ in range(3):
+            result = cluster.kbo("digest")
+            assert result.returncode == 0, result.stderr
+            assert ": sent" in result.stdout
+        time.sleep(4)
+        ids = [str(m["Message-ID"]) for _, m in inbox.messages]
+        assert len(ids) == 3 and len(set(ids)) == 3, ids
 
 
 def test_bad_recipients_auth_and_logs_fail_cleanly(

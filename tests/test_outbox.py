@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kbo.config import Config, load_config
+from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.state import JobSpec, Run, State, schema
@@ -179,6 +180,24 @@ def test_with_no_earlier_success_only_the_failing_commit_s_author_is_named(
     assert set(recipients) == {"debian-kernel@example.org", "grace@example.org"}
 
 
+def test_a_report_that_cannot_be_composed_is_skipped_and_the_next_mail_goes_out(
+    outbox: Outbox,
+) -> None:
+    bad = commit_as(outbox.repo, "Grace Hopper", "alpha: tidy includes")
+    outbox.build(bad, "failed", error=ERROR)
+    outbox.state.db.execute("UPDATE outbox SET data = ?", ('{"jobs": [{"job": 4242}]}',))
+    now = time.time()
+    digest.queue(outbox.config, outbox.state, "[kbo] digest: 1 arch", "alpha\n", now)
+    with SmtpServer(outbox.smtp_port) as inbox:
+        flush_until(outbox, inbox, 1)
+        time.sleep(0.5)
+        assert inbox.subjects() == ["[kbo] digest: 1 arch"]
+    listed = outbox.kbo("outbox")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if "skipped" in line]
+    assert "cannot be composed: Uncomposable: job 4242 does not exist" in row
+
+
 def test_an_author_whose_name_is_not_utf8_is_mailed_all_the_same(outbox: Outbox) -> None:
     """git passes the bytes through when it cannot convert them (an unknown encoding)."""
     repo = outbox.repo
@@ -203,6 +222,22 @@ def test_an_author_whose_name_is_not_utf8_is_mailed_all_the_same(outbox: Outbox)
     with SmtpServer(outbox.smtp_port) as inbox:
         flush_until(outbox, inbox, 1)
     assert "Jos\ufffd Latin <jose@example.org>  alpha: x" in body(inbox.messages[0][1])
+
+
+def test_after_an_outage_the_failure_goes_out_before_the_fix_that_answers_it(
+    outbox: Outbox,
+) -> None:
+    bad = commit_as(outbox.repo, "Grace Hopper", "alpha: tidy includes")
+    outbox.build(bad, "failed", error=ERROR)
+    assert Mailer(outbox.config, outbox.state).flush() == 0  # no SMTP server yet
+    fixed = commit_as(outbox.repo, "Grace Hopper", "alpha: fix the build")
+    outbox.build(fixed, "succeeded")
+    with SmtpServer(outbox.smtp_port) as inbox:
+        flush_until(outbox, inbox, 2)
+    assert [s.split(": ", 1)[1] for s in inbox.subjects()] == [
+        f"alpha/none/alpha-smp FAILED at {bad[:7]}",
+        f"alpha/none/alpha-smp FIXED at {fixed[:7]}",
+    ]
 
 
 def test_a_mail_has_one_sender_until_its_claim_expires(outbox: Outbox) -> None:

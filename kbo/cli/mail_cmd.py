@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbo.cli.common import add_config_argument, text
 from kbo.cli.table import format_table
 from kbo.config import load_config
 from kbo.errors import EXIT_OK, UserError
+
+if TYPE_CHECKING:
+    from kbo.orchestrator.state import StateReader
 
 
 def register(verbs: Any) -> None:
@@ -40,7 +43,10 @@ def run_outbox(args: argparse.Namespace) -> int:
     from kbo.orchestrator.state import StateReader
 
     config = load_config(args.config)
-    mails = StateReader.open(config.database).outbox(include_sent=args.all)
+    state = StateReader.open(config.database)
+    mails = state.outbox(include_sent=args.all)
+    # Mails wait for the SMTP server's next try, not only their own.
+    server_next = state.mail_server(f"{config.smtp_host}:{config.smtp_port}")[1]
     if args.json:
         print(json.dumps([m.to_json() for m in mails], indent=2))
         return EXIT_OK
@@ -53,7 +59,9 @@ def run_outbox(args: argparse.Namespace) -> int:
                     m.kind,
                     m.state,
                     str(m.attempts),
-                    time.strftime("%H:%M:%S", time.localtime(m.next_try)),
+                    time.strftime("%H:%M:%S", time.localtime(max(m.next_try, server_next)))
+                    if m.state == "pending"
+                    else "-",
                     m.subject[:70],
                     (m.last_error or "")[:80],
                 ]
@@ -79,7 +87,20 @@ def run_digest(args: argparse.Namespace) -> int:
     if mail is None:
         print("every tracked arch is OK: nothing to send")
         return EXIT_OK
-    digest.queue(config, state, *mail, now)
-    sent = Mailer(config, state).flush()
-    print(f"{mail[0]}: {'sent' if sent else 'queued (see kbo outbox)'}")
+    mail_id = digest.queue(config, state, *mail, now)
+    Mailer(config, state).flush()
+    print(f"{mail[0]}: {'sent' if _sent(state, mail_id) else 'queued (see kbo outbox)'}")
     return EXIT_OK
+
+
+def _sent(state: StateReader, mail_id: int, wait: float = 60.0) -> bool:
+    """Whether the mail went out, by this process or by another sender (the coordinator)
+    that claimed it first: that one is waited for, up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        mail = state.mail(mail_id)
+        if mail is None or mail.state != "pending":
+            return mail is not None and mail.state == "sent"
+        if mail.claimed_by is None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)

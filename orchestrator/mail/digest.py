@@ -50,10 +50,11 @@ def compose(config: Config, found: Standings, now: float) -> tuple[str, str] | N
     return subject, "\n".join(lines) + "\n"
 
 
-def queue(config: Config, state: State, subject: str, body: str, now: float) -> None:
+def queue(config: Config, state: State, subject: str, body: str, now: float) -> int:
+    """The digest, due now, in the outbox; its id."""
     data = {"subject": subject, "body": body, "recipients": list(config.mail_to)}
     with state.transaction() as tx:
-        tx.queue_mail("digest", data, now, due=now)
+        return tx.queue_mail("digest", data, now, due=now)
 
 
 def due(config: Config, state: StateReader, now: float | None = None) -> bool:

@@ -246,10 +246,9 @@ class StateReader:
     # -- mail ------------------------------------------------------------------------
 
     def due_mail(self, now: float) -> list[OutboxMail]:
+        """The pending mails that are due, oldest first: the order they are sent in."""
         rows = self._all(
-            "SELECT * FROM outbox WHERE state = 'pending' AND due_at <= ? AND next_try <= ?"
-            " ORDER BY id",
-            (now, now),
+            "SELECT * FROM outbox WHERE state = 'pending' AND due_at <= ? ORDER BY id", (now,)
         )
         return [OutboxMail.from_row(r) for r in rows]
 
