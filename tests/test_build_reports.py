@@ -35,16 +35,17 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, .
     """A worker whose coordinator accepts the claim; the messages it sends."""
     sent: list[tuple[Any, ...]] = []
     reply = {"accepted": True, "reason": "", "lease_seconds": 300, "job": JOB}
-    monkeypatch.setattr(build.messaging, "call", lambda *args, **kwargs: reply)
     monkeypatch.setattr(build.messaging, "send", lambda app, *args, **kwargs: sent.append(args))
-    monkeypatch.setattr(build.messaging, "call_until_answered", _answered(sent))
+    monkeypatch.setattr(build.messaging, "call_until_answered", _answered(sent, reply))
     return sent
 
 
-def _answered(sent: list[tuple[Any, ...]]) -> Any:
-    """The report, kept in ``sent`` and accepted at once."""
+def _answered(sent: list[tuple[Any, ...]], claim: dict[str, Any]) -> Any:
+    """The claim answered with ``claim``; the report kept in ``sent`` and accepted."""
 
     def report(app: object, *args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+        if args[0] == "kbo.claim":
+            return True, claim
         sent.append(args)
         return True, {"accepted": True, "reason": ""}
 

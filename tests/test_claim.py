@@ -199,7 +199,9 @@ def test_the_coordinators_own_reply_passes(tmp_path: Path) -> None:
     claim = checked_claim(coordinator.claim(attempt, "token", "w", "h"))
     assert claim.job is not None and claim.job["attempt"] == 1
     again = checked_claim(coordinator.claim(attempt, "token", "w", "h"))
-    assert again.job is None and "is running, not queued" in again.reason
+    assert again.job == claim.job  # the same delivery asking again: its answer was lost
+    other = checked_claim(coordinator.claim(attempt, "another delivery", "w", "h"))
+    assert other.job is None and "is running, not queued" in other.reason
 
 
 class _Recorder:
@@ -208,9 +210,11 @@ class _Recorder:
     def __init__(self, reply: object) -> None:
         self.reply, self.sent = reply, []
 
-    def call(self, app: object, task: str, *args: object, **kw: object) -> object:
+    def call_until_answered(
+        self, app: object, task: str, *args: object, **kw: object
+    ) -> tuple[bool, object]:
         assert task == "kbo.claim"
-        return self.reply
+        return True, self.reply
 
     def send(self, app: object, task: str, *args: object, **kw: object) -> str:
         self.sent.append(task)
@@ -225,7 +229,7 @@ def test_the_worker_builds_nothing_and_writes_nothing_for_a_forged_reply(
     case: str,
 ) -> None:
     broker = _Recorder(FORGED[case][0])
-    monkeypatch.setattr(build.messaging, "call", broker.call)
+    monkeypatch.setattr(build.messaging, "call_until_answered", broker.call_until_answered)
     monkeypatch.setattr(build.messaging, "send", broker.send)
     config = Config(state_dir=str(tmp_path / "state"), cache_dir=str(tmp_path / "cache"))
     with caplog.at_level(logging.INFO, logger="kbo.worker"):

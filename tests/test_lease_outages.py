@@ -249,3 +249,66 @@ def test_a_slow_submit_lapses_no_lease(cluster: Cluster) -> None:
         dict(a) for a in attempts
     ]
     assert "refused" not in cluster.log("coordinator")
+
+
+@contextlib.contextmanager
+def database_held(cluster: Cluster) -> Iterator[None]:
+    """The state database locked against the coordinator's writes, as a long transaction
+    would: what the coordinator is handed meanwhile waits, half done, for the lock."""
+    import sqlite3
+
+    db = sqlite3.connect(cluster.tmp / "state" / "kbo.sqlite", isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+
+
+def taken_unacknowledged(redis_server: RedisServer, task: str) -> bool:
+    """Whether a consumer has taken a ``task`` message off its queue and not yet
+    acknowledged it (kombu keeps such messages in the ``unacked`` hash)."""
+    return any(task.encode() in message for message in redis_server.client().hvals("unacked"))
+
+
+@pytest.mark.parametrize("window", ["kbo.claim", "kbo.finished"])
+def test_a_coordinator_killed_while_it_handles_a_claim_or_a_report_costs_no_rebuild(
+    tmp_path: Path, redis_server: RedisServer, window: str
+) -> None:
+    """The coordinator takes the claim (or the report) and is killed before it answers:
+    the message stays unacknowledged in Redis for the broker's visibility timeout, hours.
+    The worker asks again after a bounded wait, and the coordinator that comes back
+    answers it: the job is built once, within seconds of the restart."""
+    cluster = Cluster(tmp_path, broker_url=redis_server.url, lease_seconds=LEASE, reply_seconds=2)
+    try:
+        (cluster.control / "sleep").write_text("3")
+        cluster.start_coordinator()
+        if window == "kbo.claim":
+            cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+            held = database_held(cluster)
+            held.__enter__()
+            cluster.start_worker("w1", "alpha")
+        else:
+            cluster.start_worker("w1", "alpha")
+            cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+            wait_for(lambda: running(cluster) == 1, 60, "the build to start")
+            held = database_held(cluster)
+            held.__enter__()
+        wait_for(
+            lambda: taken_unacknowledged(redis_server, window),
+            60,
+            f"the coordinator to take {window}",
+        )
+        cluster.kill("coordinator")
+        held.__exit__(None, None, None)
+        restarted = time.monotonic()
+        cluster.start_coordinator()
+        wait_for(lambda: succeeded(cluster) == 1, 60, "the job to succeed")
+        assert time.monotonic() - restarted < 60
+        attempts = cluster.attempts()
+        assert [(a["number"], a["state"]) for a in attempts] == [(1, "succeeded")], [
+            dict(a) for a in attempts
+        ]
+    finally:
+        cluster.stop_all()

@@ -108,13 +108,15 @@ def test_a_host_lacking_the_build_depends_reports_dep_wait_naming_them(
     monkeypatch.setitem(build.EXECUTORS_BY_ARCH, "amd64", ("none",))
     sent: list[tuple[Any, ...]] = []
     reply = {"accepted": True, "reason": "", "lease_seconds": 300, "job": JOB}
-    monkeypatch.setattr(build.messaging, "call", lambda *args, **kwargs: reply)
     monkeypatch.setattr(build.messaging, "send", lambda app, *args, **kwargs: sent.append(args))
-    monkeypatch.setattr(
-        build.messaging,
-        "call_until_answered",
-        lambda app, *args, **kwargs: (sent.append(args), (True, {"accepted": True}))[1],
-    )
+
+    def answer(app: object, task: str, *args: Any, **kwargs: Any) -> tuple[bool, object]:
+        if task == "kbo.claim":
+            return True, reply
+        sent.append((task, *args))
+        return True, {"accepted": True}
+
+    monkeypatch.setattr(build.messaging, "call_until_answered", answer)
     config = Config(state_dir=str(tmp_path / "state"), recipe_dirs=(str(recipes),))
     build.BuildAttempt(None, config, 7, "token", "w").run()  # type: ignore[arg-type]
     ((*_, result),) = [m for m in sent if m[0] == "kbo.finished"]

@@ -107,8 +107,18 @@ class BuildAttempt:
         self._lost = threading.Event()  # the coordinator said the lease is lost
 
     def run(self) -> None:
-        reply = messaging.call(
-            self.app, "kbo.claim", self.attempt_id, self.token, self.worker, socket.gethostname()
+        # A claim the coordinator died holding stays unacknowledged in the broker for the
+        # visibility timeout (hours): the claim is asked again after a bounded wait, and
+        # answered as the first time by the coordinator that comes back.
+        _, reply = messaging.call_until_answered(
+            self.app,
+            "kbo.claim",
+            self.attempt_id,
+            self.token,
+            self.worker,
+            socket.gethostname(),
+            first_wait=self.config.reply_seconds,
+            max_wait=16 * self.config.reply_seconds,
         )
         try:
             claim = checked_claim(reply)

@@ -291,7 +291,10 @@ class State(StateReader):
     # -- worker reports ----------------------------------------------------------------
 
     def claim(self, attempt_id: int, token: str, worker: str, host: str, lease: float) -> Verdict:
-        """A worker takes a queued attempt; anything else is refused, changing nothing."""
+        """A worker takes a queued attempt; anything else is refused, changing nothing.
+
+        The same delivery asking again (its first claim's answer was lost with a
+        coordinator that died) is answered as the first time, its lease renewed."""
         now = time.time()
         with self.transaction() as tx:
             row = self._attempt_row(tx.db, attempt_id)
@@ -299,6 +302,12 @@ class State(StateReader):
                 return Verdict(False, f"attempt {attempt_id} does not exist")
             if row["current_attempt"] != attempt_id:
                 return Verdict(False, f"attempt {attempt_id} is superseded")
+            if row["state"] == "running" and row["token"] == token:
+                tx.db.execute(
+                    "UPDATE attempts SET lease_expires = ? WHERE id = ?", (now + lease, attempt_id)
+                )
+                job = tx.db.execute("SELECT * FROM jobs WHERE id = ?", (row["job_id"],)).fetchone()
+                return Verdict(True, "claimed again", Job.from_row(job), row["number"])
             if row["state"] != "queued":
                 return Verdict(False, f"attempt {attempt_id} is {row['state']}, not queued")
             tx.db.execute(
