@@ -126,6 +126,9 @@ CASES = [
     c("submit-reason-empty", "submit", "--arch", "alpha", "--reason", "", says="--reason: empty"),
     c("submit-recipe-empty", "submit", "--arch", "alpha", "--recipe", "", says="--recipe: empty"),
     c("submit-flavour-not-utf8", "submit", "--flavour", NOT_UTF8, says="not UTF-8"),
+    c("submit-timeout-zero", "submit", "--wait", "--timeout", "0", says="of at least 1"),
+    c("submit-timeout-words", "submit", "--wait", "--timeout", "2s", says="whole number"),
+    c("submit-timeout-without-wait", "submit", "--timeout", "5", says="--timeout goes with"),
     c(
         "submit-glob-matches-nothing-lists-what-exists",
         "submit",

@@ -36,6 +36,7 @@ exit status:
   2  bad input: a malformed file or config, an unknown name, a missing path,
      an unwritable state directory
   3  a service or tool could not be reached or failed (broker, database, git, dpkg)
+  124 submit --wait --timeout: stopped waiting; the jobs stay queued or running
   70 an internal error (a bug in kbo): one line naming the file that holds the
      traceback; KBO_DEBUG=1 prints the traceback instead"""
 
