@@ -20,7 +20,7 @@ from celery import Celery
 
 from kbo import messaging, recipes
 from kbo.config import Config
-from kbo.errors import KboError
+from kbo.errors import EXIT_BAD_INPUT, KboError
 from kbo.orchestrator import snapshot_plan, standings, status_page
 from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
@@ -106,6 +106,47 @@ class Coordinator:
     def run_summary(self, run_id: str) -> dict[str, Any] | None:
         summary = self.state.run(run_id)
         return None if summary is None else summary.to_json()
+
+    def cancel(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``kbo cancel``: one job (``job``: its id) or every job of a run (``run``)."""
+        by = str(request.get("by") or "unknown")
+        job_id, run_id = request.get("job"), request.get("run")
+        if isinstance(job_id, int) and not isinstance(job_id, bool):
+            if self.state.job(job_id) is None:
+                return {"error": f"no job {job_id}", "exit_status": EXIT_BAD_INPUT}
+            ids = [job_id]
+        elif isinstance(run_id, str):
+            found = self.state.jobs_of_run(run_id)
+            if found is None:
+                return {"error": f"no run {run_id}", "exit_status": EXIT_BAD_INPUT}
+            ids = found
+        else:
+            return {"error": "a cancel names a job id or a run id", "exit_status": EXIT_BAD_INPUT}
+        done = self.state.cancel(ids, by)
+        for job, was in done.cancelled:
+            log.info("%s (job %s): cancelled by %s, was %s", job.key, job.id, by, was)
+        return {
+            "cancelled": [job.to_json() | {"was": was} for job, was in done.cancelled],
+            "left": [job.to_json() for job in done.left],
+        }
+
+    def retry(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``kbo retry``: a give-back, a new attempt now for a job that ended."""
+        job_id, request_id = request.get("job"), request.get("id")
+        if not isinstance(job_id, int) or isinstance(job_id, bool) or not request_id:
+            return {"error": "a retry names a job id", "exit_status": EXIT_BAD_INPUT}
+        by = str(request.get("by") or "unknown")
+        given = self.state.give_back(job_id, by, str(request_id))
+        if given.attempt_id is None:
+            return {"error": given.reason, "exit_status": EXIT_BAD_INPUT}
+        if given.reason != "already recorded":
+            self.publish([given.attempt_id])
+            assert given.job is not None
+            log.info("%s (job %s): retried by %s", given.job.key, job_id, by)
+        attempt = self.state.attempt(given.attempt_id)
+        job = self.state.job(job_id)
+        assert attempt is not None and job is not None
+        return job.to_json() | {"attempt": attempt.number, "retried_by": attempt.retried_by}
 
     def snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         """Fetch, find HEAD, and queue what every tracked arch needs to be OK at HEAD.
@@ -304,6 +345,16 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """Queue what every tracked arch needs at HEAD; from `kbo snapshot` or the beat."""
         return coordinator.snapshot(request)
 
+    @app.task(name="kbo.cancel", acks_late=True)
+    def cancel(request: dict[str, Any]) -> dict[str, Any]:
+        """Cancel a job or a run's jobs that are queued or running; again, nothing more."""
+        return coordinator.cancel(request)
+
+    @app.task(name="kbo.retry", acks_late=True)
+    def retry(request: dict[str, Any]) -> dict[str, Any]:
+        """A new attempt for a job that ended, once per request id (re-delivery is harmless)."""
+        return coordinator.retry(request)
+
     @app.task(name="kbo.run_summary")
     def run_summary(run_id: str) -> dict[str, Any] | None:
         """Read-only: a run and every job in it."""
@@ -325,7 +376,7 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """Record an outcome once; a repeat is a no-op, a late or foreign report is refused."""
         return coordinator.finished(attempt_id, token, result)
 
-    _ = (submit, snapshot_task, run_summary, claim, heartbeat, finished)
+    _ = (submit, snapshot_task, cancel, retry, run_summary, claim, heartbeat, finished)
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:

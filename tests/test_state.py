@@ -324,7 +324,45 @@ def test_a_schema_3_database_is_migrated_keeping_its_jobs_and_attempts(tmp_path:
     assert summary is not None and summary.jobs[0].job.id == 5
     assert state.db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert state.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION == 4
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+
+
+def test_a_schema_4_database_is_migrated_and_its_jobs_can_be_cancelled_and_retried(
+    tmp_path: Path,
+) -> None:
+    """Schema 5 lets jobs and attempts end cancelled and records manual retries: both
+    tables are made anew, their rows and references kept."""
+    path = tmp_path / "kbo.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(V1_SCHEMA + "".join(schema.MIGRATIONS[v] for v in (1, 2, 3)))
+    old.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    old.executescript(
+        "PRAGMA user_version = 4;"
+        "INSERT INTO runs VALUES ('r1', 1, 'me', '', 'src', 'main', 'c1', 'r', '1');"
+        "INSERT INTO jobs (id, source, commit_sha, recipe, arch, featureset, flavour, state,"
+        " current_attempt, created_at, updated_at)"
+        " VALUES (5, 'src', 'c1', 'r', 'alpha', 'none', 'f', 'running', 9, 1, 1);"
+        "INSERT INTO run_jobs VALUES ('r1', 5, 1);"
+        "INSERT INTO attempts (id, job_id, number, state, token, created_at, not_before)"
+        " VALUES (9, 5, 1, 'running', 't', 1, 7);"
+    )
+    old.close()
+    state = State(path)
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    attempt = state.attempt(9)
+    assert attempt is not None and (attempt.state, attempt.not_before) == ("running", 7)
+    assert state.jobs_of_run("r1") == [5]
+    done = state.cancel([5], "me@h")
+    assert [(job.id, job.state, was) for job, was in done.cancelled] == [
+        (5, "cancelled", "running")
+    ]
+    assert not state.finish(9, "t", {"outcome": "succeeded"}).accepted
+    given = state.give_back(5, "me@h", "req-1")
+    assert given.attempt_id is not None
+    assert state.give_back(5, "me@h", "req-1").attempt_id == given.attempt_id
+    retried = state.attempt(given.attempt_id)
+    assert retried is not None and (retried.number, retried.retried_by) == (2, "me@h")
+    assert state.db.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
 def _request(state: State, name: str) -> list[int]:

@@ -241,6 +241,7 @@ def brief(error: str, width: int = 100) -> str:
 def jobs_table(jobs: list[dict[str, Any]]) -> str:
     rows = [
         [
+            str(j["id"]),
             j["arch"],
             j["featureset"],
             j["flavour"],
@@ -253,13 +254,24 @@ def jobs_table(jobs: list[dict[str, Any]]) -> str:
         for j in jobs
     ]
     return format_table(
-        ["ARCH", "FEATURESET", "FLAVOUR", "STATE", "ATTEMPTS", "EXECUTOR", "WORKER", "FIRST ERROR"],
+        [
+            "ID",
+            "ARCH",
+            "FEATURESET",
+            "FLAVOUR",
+            "STATE",
+            "ATTEMPTS",
+            "EXECUTOR",
+            "WORKER",
+            "FIRST ERROR",
+        ],
         rows,
     )
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
     keys = (
+        "id",
         "arch",
         "featureset",
         "flavour",

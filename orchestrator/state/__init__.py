@@ -20,12 +20,14 @@ from kbo.orchestrator.state.records import (
     RunJob,
     RunSummary,
 )
-from kbo.orchestrator.state.writer import State, Transaction, Verdict
+from kbo.orchestrator.state.writer import Cancellation, GiveBack, State, Transaction, Verdict
 
 __all__ = [
     "Alert",
     "Attempt",
     "CachedMatrix",
+    "Cancellation",
+    "GiveBack",
     "HostProblem",
     "Job",
     "JobResult",

@@ -105,6 +105,13 @@ class StateReader:
             ],
         )
 
+    def jobs_of_run(self, run_id: str) -> list[int] | None:
+        """The ids of a run's jobs; None when there is no such run."""
+        if self._one("SELECT 1 FROM runs WHERE id = ?", (run_id,)) is None:
+            return None
+        rows = self._all("SELECT job_id FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
+        return [int(r[0]) for r in rows]
+
     def _attempts_by_id(self, ids: Iterable[int]) -> dict[int, Attempt]:
         wanted = list(ids)
         found: dict[int, Attempt] = {}
