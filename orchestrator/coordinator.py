@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import threading
 import time
 import uuid
@@ -27,7 +28,7 @@ from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.retries import RetryPolicy
-from kbo.orchestrator.state import JobSpec, Run, State
+from kbo.orchestrator.state import JobSpec, Run, State, WorkerInfo
 from kbo.packaging import repository
 from kbo.packaging.matrix import Matrix, Selection, representatives, select
 
@@ -225,7 +226,18 @@ class Coordinator:
             not isinstance(stage, str) or len(stage) > 200 or not stage.isprintable()
         ):
             stage = None  # a garbled stage (escape codes for a terminal?) is not recorded
-        return self.state.renew_lease(attempt_id, token, self.config.lease_seconds, stage)
+        held = self.state.renew_lease(attempt_id, token, self.config.lease_seconds, stage)
+        self.state.worker_seen(attempt_id, token)
+        return held
+
+    def worker_announce(self, announce: dict[str, Any]) -> None:
+        """A worker says who it is and what it serves: at start, and while it lives.
+        Every field is checked as input; a malformed announcement is dropped."""
+        info = worker_info(announce)
+        if info is None:
+            log.warning("a malformed worker announcement dropped: %.200r", announce)
+            return
+        self.state.worker_announced(info)
 
     def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
         """Record a worker's report. A path it names is never kept nor read (the
@@ -332,6 +344,36 @@ class Coordinator:
             stop.wait(self.config.sweep_seconds)
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+-]{0,199}")
+ARCH = re.compile(r"[a-z0-9][a-z0-9.+-]{0,39}")
+
+
+def worker_info(announce: object) -> WorkerInfo | None:
+    """A worker's announcement as a record, or None unless every field is what kbo sends."""
+    if not isinstance(announce, dict):
+        return None
+    name, host, version = (announce.get(k) for k in ("name", "host", "version"))
+    arches, executors = announce.get("arches"), announce.get("executors")
+    slots, started = announce.get("slots"), announce.get("started_at")
+    if not all(isinstance(v, str) and NAME.fullmatch(v) for v in (name, host, version)):
+        return None
+    if not isinstance(arches, list) or not all(
+        isinstance(a, str) and ARCH.fullmatch(a) for a in arches
+    ):
+        return None
+    if not isinstance(executors, dict) or not all(
+        k in arches and isinstance(v, list) and all(e in recipes.EXECUTORS for e in v)
+        for k, v in executors.items()
+    ):
+        return None
+    if not isinstance(slots, int) or isinstance(slots, bool) or not 0 < slots <= 64:
+        return None
+    if not isinstance(started, int | float) or isinstance(started, bool):
+        return None
+    assert isinstance(name, str) and isinstance(host, str) and isinstance(version, str)
+    return WorkerInfo(name, host, arches, executors, slots, version, float(started), 0.0)
+
+
 def register(app: Celery, coordinator: Coordinator) -> None:
     """Bind the coordinator's Celery tasks; each is idempotent under re-delivery."""
 
@@ -355,6 +397,11 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """A new attempt for a job that ended, once per request id (re-delivery is harmless)."""
         return coordinator.retry(request)
 
+    @app.task(name="kbo.worker_announce", ignore_result=True)
+    def worker_announce(announce: dict[str, Any]) -> None:
+        """Record a worker as it says it is, seen now; a repeat only moves its last seen."""
+        coordinator.worker_announce(announce)
+
     @app.task(name="kbo.run_summary")
     def run_summary(run_id: str) -> dict[str, Any] | None:
         """Read-only: a run and every job in it."""
@@ -376,7 +423,17 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """Record an outcome once; a repeat is a no-op, a late or foreign report is refused."""
         return coordinator.finished(attempt_id, token, result)
 
-    _ = (submit, snapshot_task, cancel, retry, run_summary, claim, heartbeat, finished)
+    _ = (
+        submit,
+        snapshot_task,
+        cancel,
+        retry,
+        worker_announce,
+        run_summary,
+        claim,
+        heartbeat,
+        finished,
+    )
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:

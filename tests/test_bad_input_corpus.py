@@ -40,6 +40,7 @@ VERBS = (
     "config",
     "cancel",
     "retry",
+    "workers",
 )
 KEY_CLASSES = (
     "int range",
@@ -175,6 +176,8 @@ CASES = [
         status=3,
         settings=UNREACHABLE,
     ),
+    c("workers-extra-argument", "workers", "alpha", says="unrecognized arguments: alpha"),
+    c("workers-unknown-option", "workers", "--live", says="unrecognized arguments: --live"),
     # -- snapshot ----------------------------------------------------------------------
     c("snapshot-max-jobs-negative", "snapshot", "--max-jobs", "-1", says="--max-jobs"),
     c("snapshot-max-jobs-zero", "snapshot", "--max-jobs", "0", says="at least 1"),

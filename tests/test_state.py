@@ -447,3 +447,25 @@ def test_a_dep_wait_waits_long_without_limit_and_a_failure_is_not_retried(
     state.finish(attempt, "t", {"outcome": "failed", "first_error": "setup.c:42: error"})
     job = state.job_of_attempt(attempt)
     assert job is not None and (job.state, job.current_attempt) == ("failed", attempt)
+
+
+def test_the_worker_inventory_counts_its_running_jobs_and_recent_infra_errors(
+    tmp_path: Path,
+) -> None:
+    from kbo.orchestrator.state import WorkerInfo
+
+    state = State(tmp_path / "kbo.sqlite")
+    info = WorkerInfo("w", "h", ["alpha"], {"alpha": ["cross"]}, 2, "0.1.0", 1.0, 0.0)
+    state.worker_announced(info)
+    (attempt,) = _request(state, "r1")
+    assert state.claim(attempt, "t", "w", "h", 60).accepted
+    state.db.execute("UPDATE workers SET last_seen = 5")
+    state.worker_seen(attempt, "t")
+    (seen,) = state.workers(infra_since=0)
+    assert seen.jobs == ["alpha_none_f"] and seen.info.last_seen > 5
+    assert state.arches_served(seen_since=time.time() - 60) == {"alpha"}
+    assert state.arches_served(seen_since=time.time() + 60) == set()
+    assert state.finish(attempt, "t", {"outcome": "infra-error", "first_error": "disk"}).accepted
+    (seen,) = state.workers(infra_since=time.time() - 86400)
+    assert (seen.jobs, seen.infra_errors) == ([], 1)
+    assert state.workers(infra_since=time.time() + 1)[0].infra_errors == 0

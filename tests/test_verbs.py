@@ -4,6 +4,7 @@ inventory and the arches no live worker serves."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,91 @@ def test_cancel_and_retry_work_in_embedded_mode(tmp_path: Path) -> None:
         ]
     finally:
         cluster.stop_all()
+
+
+def test_workers_lists_a_started_worker_with_its_arches_jobs_and_last_seen(
+    cluster: Cluster,
+) -> None:
+    (cluster.control / "sleep").write_text("6")
+    cluster.start_coordinator()
+    cluster.start_worker("w-alpha-hppa", "alpha,hppa", "--slots", "2")
+    listed = wait_for(lambda: workers(cluster), 30, "the worker's announcement")
+    (worker,) = listed
+    assert (worker["name"], worker["arches"], worker["slots"]) == (
+        "w-alpha-hppa@test",
+        ["alpha", "hppa"],
+        2,
+    )
+    executors = worker["executors"]
+    assert sorted(executors) == ["alpha", "hppa"] and "cross" in executors["alpha"]
+    assert worker["live"] is True and time.time() - worker["last_seen"] < 10
+    assert (worker["jobs"], worker["infra_errors"]) == ([], 0)
+    cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+    wait_for(lambda: workers(cluster)[0]["jobs"] == ["alpha_none_alpha-smp"], 60, "its running job")
+    text = cluster.kbo("workers")
+    assert text.returncode == 0, text.stderr
+    header, row = text.stdout.splitlines()
+    assert header.split()[:8] == [
+        "NAME",
+        "HOST",
+        "ARCHES",
+        "EXECUTORS",
+        "SLOTS",
+        "VERSION",
+        "LAST",
+        "SEEN",
+    ]
+    shown = ",".join(sorted({e for each in executors.values() for e in each}))
+    assert row.split()[:5] == ["w-alpha-hppa@test", worker["host"], "alpha,hppa", shown, "2"]
+    assert " ago " in row and "alpha_none_alpha-smp" in row
+
+
+def workers(cluster: Cluster) -> list[dict[str, Any]]:
+    result = cluster.kbo("workers", "--json")
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def test_status_flags_an_arch_no_live_worker_serves(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("w-alpha-hppa", "alpha,hppa")
+    wait_for(lambda: workers(cluster), 30, "the worker's announcement")
+    status = cluster.status()
+    assert {name: arch["no_worker"] for name, arch in status.items()} == {
+        "alpha": False,
+        "hppa": False,
+        "mips": True,
+    }
+    text = cluster.kbo("status").stdout
+    mips = next(line for line in text.splitlines() if line.startswith("mips "))
+    assert mips.endswith("no worker")
+    assert "no worker: no live worker serves mips (none seen in 12 s" in text
+
+
+def test_a_malformed_worker_announcement_is_dropped() -> None:
+    from kbo.orchestrator.coordinator import worker_info
+
+    good = {
+        "name": "kbo-alpha@host",
+        "host": "host",
+        "arches": ["alpha"],
+        "executors": {"alpha": ["cross", "qemu"]},
+        "slots": 2,
+        "version": "0.1.0",
+        "started_at": 1.5,
+    }
+    assert worker_info(good) is not None
+    for key, bad in (
+        ("name", "\x1b[31mred"),
+        ("host", ""),
+        ("arches", "alpha"),
+        ("arches", ["../etc"]),
+        ("executors", {"hppa": ["cross"]}),
+        ("executors", {"alpha": ["kvm"]}),
+        ("slots", 0),
+        ("slots", True),
+        ("version", "x" * 300),
+        ("started_at", "now"),
+    ):
+        assert worker_info(good | {key: bad}) is None, (key, bad)
+    assert worker_info(["not", "a", "dict"]) is None

@@ -24,6 +24,7 @@ from kbo.cli import (
     status_cmd,
     submit_cmd,
     worker_cmd,
+    workers_cmd,
 )
 from kbo.cli.global_options import add_global_options, add_verbose, verbose
 from kbo.cli.global_options import apply as apply_global_options
@@ -66,6 +67,7 @@ def build_parser() -> Parser:
         status_cmd,
         jobs_cmd,
         worker_cmd,
+        workers_cmd,
         coordinator_cmd,
         chroot_cmd,
         import_cmd,

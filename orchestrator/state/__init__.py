@@ -19,6 +19,8 @@ from kbo.orchestrator.state.records import (
     Run,
     RunJob,
     RunSummary,
+    WorkerInfo,
+    WorkerView,
 )
 from kbo.orchestrator.state.writer import Cancellation, GiveBack, State, Transaction, Verdict
 
@@ -40,4 +42,6 @@ __all__ = [
     "StateReader",
     "Transaction",
     "Verdict",
+    "WorkerInfo",
+    "WorkerView",
 ]

@@ -358,3 +358,55 @@ class CachedMatrix:
 
     version: str
     jobs: list[tuple[str, str, str, str | None, bool]]  # arch, featureset, flavour, ...
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A build worker as it announced itself (``kbo worker``), and when last seen."""
+
+    name: str
+    host: str
+    arches: list[str]
+    executors: dict[str, list[str]]  # per arch, how this worker builds it
+    slots: int
+    version: str
+    started_at: float
+    last_seen: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> WorkerInfo:
+        return cls(
+            name=row["name"],
+            host=row["host"],
+            arches=_json(row["arches"], f"worker {row['name']}", list),
+            executors=_json(row["executors"], f"worker {row['name']}", dict),
+            slots=row["slots"],
+            version=row["version"],
+            started_at=row["started_at"],
+            last_seen=row["last_seen"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "arches": self.arches,
+            "executors": self.executors,
+            "slots": self.slots,
+            "version": self.version,
+            "started_at": self.started_at,
+            "last_seen": self.last_seen,
+        }
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A worker for `kbo workers`: its announcement, the jobs it builds now, and its
+    attempts that ended infra-error lately."""
+
+    info: WorkerInfo
+    jobs: list[str]  # job keys of its running attempts
+    infra_errors: int
+
+    def to_json(self) -> dict[str, Any]:
+        return self.info.to_json() | {"jobs": self.jobs, "infra_errors": self.infra_errors}

@@ -189,7 +189,9 @@ CREATE INDEX attempts_by_state ON attempts (state);
     # attempt too: a claim or report of it is refused); ``kbo retry`` gives a job back: a
     # new attempt, recorded with who asked (``retried_by``) and the request that made it
     # (``retry_request``: a re-delivered request makes none). Both tables are made anew
-    # for their CHECK constraints, as in 3 -> 4. Self-contained: renumbered at a merge.
+    # for their CHECK constraints, as in 3 -> 4. The worker inventory: each worker as it
+    # announced itself, and when it was last seen (`kbo workers`, "no worker" in
+    # `kbo status`). Self-contained: renumbered at a merge.
     4: """
 CREATE TABLE jobs_v5 (
     id INTEGER PRIMARY KEY,
@@ -246,6 +248,17 @@ INSERT INTO attempts_v5 (id, job_id, number, state, token, worker, worker_host, 
 DROP TABLE attempts;
 ALTER TABLE attempts_v5 RENAME TO attempts;
 CREATE INDEX attempts_by_state ON attempts (state);
+CREATE INDEX attempts_by_worker ON attempts (worker, state, ended_at);
+CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    arches TEXT NOT NULL,
+    executors TEXT NOT NULL,
+    slots INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
 """,
 }
 

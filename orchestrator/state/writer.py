@@ -33,6 +33,7 @@ from kbo.orchestrator.state.records import (
     Job,
     JobSpec,
     Run,
+    WorkerInfo,
 )
 
 
@@ -493,6 +494,38 @@ class State(StateReader):
             )
             job = tx.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return GiveBack(attempt_id, job=Job.from_row(job))
+
+    # -- the worker inventory ------------------------------------------------------------
+
+    def worker_announced(self, info: WorkerInfo) -> None:
+        """Record a worker as it says it is (at start, and again while it lives); seen now."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "INSERT INTO workers (name, host, arches, executors, slots, version, started_at,"
+                " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " host = excluded.host, arches = excluded.arches, executors = excluded.executors,"
+                " slots = excluded.slots, version = excluded.version,"
+                " started_at = excluded.started_at, last_seen = excluded.last_seen",
+                (
+                    info.name,
+                    info.host,
+                    json.dumps(info.arches),
+                    json.dumps(info.executors),
+                    info.slots,
+                    info.version,
+                    info.started_at,
+                    time.time(),
+                ),
+            )
+
+    def worker_seen(self, attempt_id: int, token: str) -> None:
+        """A heartbeat of a running attempt: its worker was alive just now."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "UPDATE workers SET last_seen = ? WHERE name = (SELECT worker FROM attempts"
+                " WHERE id = ? AND token = ? AND state = 'running')",
+                (time.time(), attempt_id, token),
+            )
 
     # -- the lease sweep ---------------------------------------------------------------
 
