@@ -23,6 +23,8 @@ from kbo import messaging, recipes
 from kbo.config import Config
 from kbo.errors import EXIT_BAD_INPUT, KboError
 from kbo.orchestrator import snapshot_plan, standings, status_page
+from kbo.orchestrator.heartbeats import hear_forever
+from kbo.orchestrator.listening import Listening, boot_clock
 from kbo.orchestrator.mail import digest
 from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
@@ -44,6 +46,7 @@ class Coordinator:
         self.config = config
         self.app = app
         self._local = threading.local()
+        self.listening = Listening()
 
     @property
     def state(self) -> State:
@@ -221,7 +224,9 @@ class Coordinator:
             "lease_seconds": self.config.lease_seconds,
         }
 
-    def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> bool:
+    def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> str:
+        """Renew the lease; say whether it is "held", "lost" (the attempt lapsed and its job
+        was queued again: its worker stops building) or "ended" (its report is in)."""
         if stage is not None and (
             not isinstance(stage, str) or len(stage) > 200 or not stage.isprintable()
         ):
@@ -322,8 +327,10 @@ class Coordinator:
 
     def sweep(self) -> None:
         """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages;
-        publish the retries of infra-errors and dep-waits that are due."""
-        self.publish(self.state.expire_leases(self.config.max_attempts))
+        publish the retries of infra-errors and dep-waits that are due. Leases lapse only
+        when ``Listening.may_lapse_leases`` says so."""
+        if self.listening.may_lapse_leases(self.config.lease_seconds):
+            self.publish(self.state.expire_leases(self.config.max_attempts))
         self.publish(self.state.unpublished(republish_after=self.config.visibility_timeout))
 
     def mail_forever(self, stop: threading.Event) -> None:
@@ -336,7 +343,15 @@ class Coordinator:
             stop.wait(1.0)
 
     def sweep_forever(self, stop: threading.Event) -> None:
+        """Sweep every ``sweep_seconds``. A tick that comes much later than due (the process
+        was paused, the host suspended, the last sweep stalled) restarts the listening
+        clock first, before anything can lapse."""
+        last = boot_clock()
         while not stop.is_set():
+            now = boot_clock()
+            if now - last > 2 * self.config.sweep_seconds:
+                self.listening.interrupted(now - last)
+            last = now
             try:
                 self.sweep()
             except Exception:  # a sweep that fails is retried at the next tick
@@ -412,15 +427,17 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """Hand a queued attempt to one delivery; refuse every other claim."""
         return coordinator.claim(attempt_id, token, worker, host)
 
-    @app.task(name="kbo.heartbeat", ignore_result=True)
-    def heartbeat(attempt_id: int, token: str, stage: str | None = None) -> bool:
+    @app.task(name="kbo.heartbeat")
+    def heartbeat(attempt_id: int, token: str, stage: str | None = None) -> str:
         """Renew the lease of a running attempt held by this token, and note its stage;
-        else do nothing."""
+        answer whether the lease is still held. Idempotent. Workers send heartbeats to
+        their own queue (``orchestrator/heartbeats.py``); this serves older ones."""
         return coordinator.heartbeat(attempt_id, token, stage)
 
-    @app.task(name="kbo.finished", acks_late=True, ignore_result=True)
+    @app.task(name="kbo.finished", acks_late=True)
     def finished(attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
-        """Record an outcome once; a repeat is a no-op, a late or foreign report is refused."""
+        """Record an outcome once; a repeat is a no-op (so a worker may send it again), a
+        late or foreign report is refused. The worker keeps its lease until this answers."""
         return coordinator.finished(attempt_id, token, result)
 
     _ = (
@@ -437,8 +454,12 @@ def register(app: Celery, coordinator: Coordinator) -> None:
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:
-    """The lease sweep and the mail sender, each in a thread with its own connection."""
+    """The heartbeats' consumer, the lease sweep and the mail sender, each in a thread
+    with its own connection."""
     stop = threading.Event()
+    threading.Thread(
+        target=hear_forever, args=(coordinator, stop), daemon=True, name="kbo-heartbeats"
+    ).start()
     threading.Thread(
         target=coordinator.mail_forever, args=(stop,), daemon=True, name="kbo-mail"
     ).start()

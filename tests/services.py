@@ -170,8 +170,10 @@ class Cluster:
         return process
 
     def start_coordinator(self) -> None:
+        """Start the coordinator (again: its log is appended to) and wait until it is ready."""
+        before = len(self.log("coordinator"))
         self.start("coordinator", "coordinator")
-        wait_for(lambda: "ready" in self.log("coordinator"), 60, "coordinator ready")
+        wait_for(lambda: "ready" in self.log("coordinator")[before:], 60, "coordinator ready")
 
     def start_worker(
         self, name: str, arches: str, *options: str, unprivileged: bool = False
@@ -191,6 +193,13 @@ class Cluster:
         os.killpg(self.processes[name].pid, signal.SIGKILL)
         self.processes.pop(name).wait()
 
+    def pause(self, name: str) -> None:
+        """SIGSTOP the process and its children, as a debugger or an overloaded host would."""
+        os.killpg(self.processes[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.killpg(self.processes[name].pid, signal.SIGCONT)
+
     def log(self, name: str) -> str:
         path = self.tmp / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -199,6 +208,7 @@ class Cluster:
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGCONT)  # a paused one too
         for process in self.processes.values():
             try:
                 process.wait(20)

@@ -37,7 +37,18 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, .
     reply = {"accepted": True, "reason": "", "lease_seconds": 300, "job": JOB}
     monkeypatch.setattr(build.messaging, "call", lambda *args, **kwargs: reply)
     monkeypatch.setattr(build.messaging, "send", lambda app, *args, **kwargs: sent.append(args))
+    monkeypatch.setattr(build.messaging, "call_until_answered", _answered(sent))
     return sent
+
+
+def _answered(sent: list[tuple[Any, ...]]) -> Any:
+    """The report, kept in ``sent`` and accepted at once."""
+
+    def report(app: object, *args: Any, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+        sent.append(args)
+        return True, {"accepted": True, "reason": ""}
+
+    return report
 
 
 def attempt(tmp_path: Path) -> build.BuildAttempt:

@@ -110,6 +110,11 @@ def test_a_host_lacking_the_build_depends_reports_dep_wait_naming_them(
     reply = {"accepted": True, "reason": "", "lease_seconds": 300, "job": JOB}
     monkeypatch.setattr(build.messaging, "call", lambda *args, **kwargs: reply)
     monkeypatch.setattr(build.messaging, "send", lambda app, *args, **kwargs: sent.append(args))
+    monkeypatch.setattr(
+        build.messaging,
+        "call_until_answered",
+        lambda app, *args, **kwargs: (sent.append(args), (True, {"accepted": True}))[1],
+    )
     config = Config(state_dir=str(tmp_path / "state"), recipe_dirs=(str(recipes),))
     build.BuildAttempt(None, config, 7, "token", "w").run()  # type: ignore[arg-type]
     ((*_, result),) = [m for m in sent if m[0] == "kbo.finished"]

@@ -57,6 +57,15 @@ MAX_SHIPPED_LOG = 16 << 20
 SHIPPED_TAIL = 15 << 20
 # A first error that names an unexpected exception is cut to this many characters.
 MAX_FAILURE = 400
+# While a heartbeat's answer is awaited, it is looked for this often.
+ANSWER_POLL_SECONDS = 1.0
+# Heartbeats awaiting an answer, at most: through a long coordinator outage the oldest
+# are let go (an answer that comes later expires with the other results).
+MAX_AWAITED_BEATS = 8
+# How long the last beats' answers are waited for once the report is answered.
+DRAIN_SECONDS = 2.0
+# Why a build stops before its end: what the coordinator's answer to a heartbeat means.
+LEASE_LOST = "the coordinator says the lease is lost (the job was queued again)"
 
 
 def register(app: Celery, config: Config) -> None:
@@ -95,6 +104,7 @@ class BuildAttempt:
         self.attempt_id, self.token, self.worker = attempt_id, token, worker
         self.stage = "claimed"
         self._wake = threading.Event()
+        self._lost = threading.Event()  # the coordinator said the lease is lost
 
     def run(self) -> None:
         reply = messaging.call(
@@ -109,42 +119,106 @@ class BuildAttempt:
             log.warning("attempt %s refused by the coordinator: %s", self.attempt_id, claim.reason)
             return
         job = claim.job
-        stop = threading.Event()
+        # The lease is kept until the coordinator has the report, not just to the build's
+        # end: a report that waits in the queue (the coordinator is down or paused) must
+        # not find its lease lapsed.
+        reported = threading.Event()
         heartbeat = threading.Thread(
-            target=self._heartbeat, args=(stop, claim.lease_seconds / 3), daemon=True
+            target=self._heartbeat, args=(reported, claim.lease_seconds / 3), daemon=True
         )
         heartbeat.start()
         try:
-            result = self._execute(job)
+            with runner.stopped_by(self._lost, LEASE_LOST):
+                result = self._execute(job)
+            answer = self._report(result)
         finally:
-            stop.set()
+            reported.set()
             self._wake.set()
-            heartbeat.join()
-        messaging.send(self.app, "kbo.finished", self.attempt_id, self.token, result)
-        log.info(
-            "%s try %s (attempt %s): %s",
-            _name(job),
-            job.get("attempt"),
-            self.attempt_id,
-            result["outcome"],
-        )
+            heartbeat.join(DRAIN_SECONDS + 1)  # it ends at once, unless its send waits
+        name = f"{_name(job)} try {job.get('attempt')} (attempt {self.attempt_id})"
+        if answer is None:
+            log.warning("%s: stopped, nothing reported: %s", name, LEASE_LOST)
+        elif answer.get("accepted") is not True:
+            log.warning("%s: %s, report refused: %s", name, result["outcome"], answer)
+        else:
+            log.info("%s: %s", name, result["outcome"])
 
-    def _heartbeat(self, stop: threading.Event, interval: float) -> None:
+    def _report(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        """Send the outcome until the coordinator answers (``kbo.finished`` is idempotent:
+        it is sent again after each longer wait); the coordinator's answer, or None when
+        the lease is lost and nothing is reported."""
+        if self._lost.is_set():
+            return None
+        self.stage = "report"
+        answered, answer = messaging.call_until_answered(
+            self.app,
+            "kbo.finished",
+            self.attempt_id,
+            self.token,
+            result,
+            first_wait=self.config.reply_seconds,
+            max_wait=16 * self.config.reply_seconds,
+            give_up=self._lost.is_set,
+        )
+        if not answered:
+            return None
+        return answer if isinstance(answer, dict) else {"accepted": False, "answer": answer}
+
+    def _heartbeat(self, reported: threading.Event, interval: float) -> None:
         """Renew the lease every ``interval``, and at once when the stage changes, so a
-        waiting client sees where the build is."""
-        while not stop.is_set():
-            woken = self._wake.wait(interval)
+        waiting client sees where the build is, until the report is answered. Read the
+        coordinator's answers without waiting for them; when one says the lease is lost,
+        stop the build (``runner.stopped_by``) and send nothing more.
+
+        A beat is a question whose answer is read later: the thread never blocks on the
+        coordinator, and while the broker is down the send itself waits it out, here and
+        not in the build."""
+        awaited: list[messaging.Pending] = []
+        due = time.monotonic() + interval
+        while not reported.is_set():
+            timeout = due - time.monotonic()
+            if awaited:
+                timeout = min(timeout, ANSWER_POLL_SECONDS)
+            woken = self._wake.wait(max(0.0, timeout))
             self._wake.clear()
             # A stage began: let quick ones pass unreported (a short job sends no beat at
             # all), then say where the build is.
-            if (woken and stop.wait(STAGE_SETTLE_SECONDS)) or stop.is_set():
-                return
-            try:
-                messaging.send(
-                    self.app, "kbo.heartbeat", self.attempt_id, self.token, self.stage, retry=False
-                )
-            except Exception as e:  # the broker may be restarting; the next beat retries
-                log.warning("heartbeat for attempt %s not sent: %s", self.attempt_id, e)
+            if (woken and reported.wait(STAGE_SETTLE_SECONDS)) or reported.is_set():
+                break
+            awaited = self._read_answers(awaited)
+            if self._lost.is_set():
+                break
+            if woken or time.monotonic() >= due:
+                due = time.monotonic() + interval
+                try:
+                    awaited.append(
+                        messaging.heartbeat(self.app, self.attempt_id, self.token, self.stage)
+                    )
+                except Exception as e:  # what the broker's retries did not cure: next beat
+                    log.warning("heartbeat for attempt %s not sent: %s", self.attempt_id, e)
+                for old in awaited[:-MAX_AWAITED_BEATS]:
+                    old.forget()
+                del awaited[:-MAX_AWAITED_BEATS]
+        # A beat sent while the report was on its way is answered just after it: read that
+        # answer too, so no result is left behind in the broker.
+        drained = time.monotonic() + DRAIN_SECONDS
+        while awaited and not self._lost.is_set() and time.monotonic() < drained:
+            time.sleep(0.1)
+            awaited = self._read_answers(awaited)
+        for pending in awaited:
+            pending.forget()
+
+    def _read_answers(self, awaited: list[messaging.Pending]) -> list[messaging.Pending]:
+        """The beats still unanswered; a "lost" answer stops the build."""
+        unanswered = []
+        for pending in awaited:
+            answered, answer = pending.answer()
+            if not answered:
+                unanswered.append(pending)
+            elif answer == "lost" and not self._lost.is_set():
+                log.warning("attempt %s: %s: stopping the build", self.attempt_id, LEASE_LOST)
+                self._lost.set()
+        return unanswered
 
     def _stage(self, out: BinaryIO, name: str) -> None:
         """Enter a stage: in the log, and (through a heartbeat now) in kbo's state."""

@@ -1,6 +1,7 @@
 """The one way kbo runs a command: an argv list, its output streamed to a log, two
 timeouts (total and no-output), an optional watchdog (a disk limit, say), a cap on the
-log, and its whole process group killed when it ends.
+log, and its whole process group killed when it ends, or at once when the build it
+belongs to is stopped (``stopped_by``).
 
 It returns a result rather than raising on a non-zero exit.
 """
@@ -13,8 +14,10 @@ import selectors
 import shlex
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +31,24 @@ WATCH_SECONDS = 10.0
 # would otherwise fill the worker's disk: a command that writes more is stopped.
 MAX_LOG_BYTES = 1 << 30
 Watch = Callable[[], str | None]
+# What stops every command this thread runs: set by ``stopped_by``.
+_stopper = threading.local()
+
+
+@contextmanager
+def stopped_by(event: threading.Event, why: str) -> Iterator[None]:
+    """Within the block, every command this thread runs is killed as soon as ``event`` is
+    set, and none starts after: the build a worker no longer owns stops wherever it is."""
+    _stopper.current = (event, why)
+    try:
+        yield
+    finally:
+        _stopper.current = None
+
+
+def _stop_reason() -> str | None:
+    current: tuple[threading.Event, str] | None = getattr(_stopper, "current", None)
+    return current[1] if current is not None and current[0].is_set() else None
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,9 @@ def run(
     and so does ``log`` growing past ``MAX_LOG_BYTES``."""
     log.write(f"$ {shlex.join(argv)}\n".encode())
     log.flush()
+    if stopped := _stop_reason():
+        log.write(f"kbo: not run: {stopped}\n".encode())
+        return RunResult(None, stopped, 0.0)
     start = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -129,6 +153,9 @@ def _stream(
             elif now - last_output > quiet:
                 log.write(f"\nkbo: killed after {quiet:.0f} s without output\n".encode())
                 return f"no output for {quiet:.0f} s"
+            elif stopped := _stop_reason():
+                log.write(f"\nkbo: killed: {stopped}\n".encode())
+                return stopped
             elif watch is not None and now - last_watch > WATCH_SECONDS:
                 last_watch = now
                 if problem := watch():

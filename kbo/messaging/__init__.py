@@ -6,16 +6,18 @@ need an answer wait for the coordinator's reply through the result backend.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
+from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
 from kbo.errors import InfraError, KboError
-from kbo.messaging.app import COORDINATOR_QUEUE, build_queue, safe_url
+from kbo.messaging.app import COORDINATOR_QUEUE, HEARTBEAT_QUEUE, build_queue, safe_url
 
 # How long one wait for an answer lasts before asking again. After a Redis restart the
 # backend's subscription can miss the answer, which is then found only by asking anew:
@@ -94,6 +96,77 @@ def call(
                 ) from None
         except (OperationalError, ConnectionError, OSError):
             time.sleep(1)  # the broker or backend is restarting: keep waiting
+
+
+class Pending:
+    """A question sent to the coordinator whose answer is read later, without waiting."""
+
+    def __init__(self, result: AsyncResult) -> None:
+        self._result = result
+
+    def answer(self) -> tuple[bool, Any]:
+        """(True, the answer) once the coordinator has answered, read once and forgotten;
+        (False, None) until then, while the broker cannot be reached, and when the task
+        failed (nothing was done: asking again may do it)."""
+        try:
+            if not self._result.ready():
+                return False, None
+            answered, answer = self._result.successful(), self._result.result
+            self._result.forget()
+        except (OperationalError, ConnectionError, OSError):
+            return False, None
+        return (True, answer) if answered else (False, None)
+
+    def forget(self) -> None:
+        """No longer wanted; an answer that comes later expires with the other results."""
+        with contextlib.suppress(OperationalError, ConnectionError, OSError):
+            self._result.forget()
+
+
+def ask(app: Celery, task: str, *args: Any, queue: str = COORDINATOR_QUEUE) -> Pending:
+    """Queue a question for the coordinator, waiting out a broker outage, and return at
+    once: its answer is read later (``Pending.answer``)."""
+    return Pending(
+        app.send_task(task, args=args, queue=queue, retry=True, retry_policy=RETRY_POLICY)
+    )
+
+
+def heartbeat(app: Celery, attempt_id: int, token: str, stage: str) -> Pending:
+    """Renew a lease, on the heartbeats' own queue; the answer says whether it is held."""
+    return ask(app, "kbo.heartbeat", attempt_id, token, stage, queue=HEARTBEAT_QUEUE)
+
+
+def call_until_answered(
+    app: Celery,
+    task: str,
+    *args: Any,
+    first_wait: float,
+    max_wait: float,
+    give_up: Callable[[], bool] | None = None,
+) -> tuple[bool, Any]:
+    """Ask an idempotent question until the coordinator answers: each wait is bounded, and
+    the question is sent again after it, the next wait twice as long (up to ``max_wait``),
+    in case the first message was lost with a coordinator that died holding it. Returns
+    (True, the first answer), or (False, None) as soon as ``give_up()`` is true."""
+    asked: list[Pending] = []
+    wait = first_wait
+    try:
+        while True:
+            asked.append(ask(app, task, *args))
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if give_up is not None and give_up():
+                    return False, None
+                for pending in asked:
+                    answered, answer = pending.answer()
+                    if answered:
+                        asked.remove(pending)
+                        return True, answer
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            wait = min(2 * wait, max_wait)
+    finally:
+        for pending in asked:
+            pending.forget()
 
 
 def publish_build(app: Celery, attempt_id: int, arch: str) -> None:

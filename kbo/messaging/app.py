@@ -21,6 +21,8 @@ from kbo.config import Config
 from kbo.errors import UserError
 
 COORDINATOR_QUEUE = "kbo.coordinator"
+# Heartbeats travel apart, so slow work on the coordinator's queue never holds them up.
+HEARTBEAT_QUEUE = "kbo.heartbeat"
 # Embedded mode: kombu's and Celery's file-based parts, with writes made atomic.
 ATOMIC_TRANSPORT = "kbo.messaging.filesystem_broker:Transport"
 ATOMIC_BACKEND = "kbo.messaging.filesystem_broker:ResultBackend"
@@ -28,6 +30,10 @@ ATOMIC_BACKEND = "kbo.messaging.filesystem_broker:ResultBackend"
 
 def build_queue(arch: str) -> str:
     return f"build.{arch}"
+
+
+def heartbeat_queue() -> Queue:
+    return Queue(HEARTBEAT_QUEUE, Exchange(HEARTBEAT_QUEUE), HEARTBEAT_QUEUE)
 
 
 def safe_url(url: str) -> str:

@@ -341,16 +341,24 @@ class State(StateReader):
 
     def renew_lease(
         self, attempt_id: int, token: str, lease: float, stage: str | None = None
-    ) -> bool:
-        """Renew a running attempt's lease, and note the stage its worker says it is in."""
+    ) -> str:
+        """Renew a running attempt's lease, and note the stage its worker says it is in.
+
+        Returns "held" when renewed, "ended" when this attempt's outcome is recorded, and
+        "lost" for anything else: the lease lapsed (the job was queued again), or this
+        token does not own the attempt.
+        """
         with self.transaction() as tx:
-            return bool(
-                tx.db.execute(
-                    "UPDATE attempts SET lease_expires = ?, stage = COALESCE(?, stage)"
-                    " WHERE id = ? AND token = ? AND state = 'running'",
-                    (time.time() + lease, stage, attempt_id, token),
-                ).rowcount
-            )
+            if tx.db.execute(
+                "UPDATE attempts SET lease_expires = ?, stage = COALESCE(?, stage)"
+                " WHERE id = ? AND token = ? AND state = 'running'",
+                (time.time() + lease, stage, attempt_id, token),
+            ).rowcount:
+                return "held"
+            row = self._attempt_row(tx.db, attempt_id)
+        if row is not None and row["token"] == token and row["state"] in OUTCOMES:
+            return "ended"
+        return "lost"
 
     def finish(self, attempt_id: int, token: str, result: dict[str, Any]) -> Verdict:
         """Record the outcome of the attempt that owns its job; refuse any other report,
