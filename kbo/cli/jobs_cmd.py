@@ -53,7 +53,7 @@ def register(verbs: Any) -> None:
         "cancel",
         help="cancel a job, or every job of a run, that is queued or running",
         description="A queued job is never built; a running one is marked cancelled at "
-        "once, its worker told at its next heartbeat, and its report refused. Jobs that "
+        "once, and its worker stops building it at its next heartbeat. Jobs that "
         "have ended are left as they are. Exit 0 when done (or already cancelled), 2 for "
         "an id that names nothing or a job that had ended, 3 when the coordinator cannot "
         "be reached.",
@@ -83,7 +83,7 @@ def run_cancel(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     for job in reply["cancelled"]:
         told = (
-            ": its worker is told at its next heartbeat, and its report is refused"
+            ": its worker stops it at its next heartbeat (its lease is lost)"
             if job["was"] == "running"
             else ""
         )
