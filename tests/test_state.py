@@ -469,3 +469,26 @@ def test_the_worker_inventory_counts_its_running_jobs_and_recent_infra_errors(
     (seen,) = state.workers(infra_since=time.time() - 86400)
     assert (seen.jobs, seen.infra_errors) == ([], 1)
     assert state.workers(infra_since=time.time() + 1)[0].infra_errors == 0
+
+
+def test_a_manual_retry_is_counted_apart_from_automatic_ones(tmp_path: Path) -> None:
+    """An infra-error job out of its automatic retries, given back: the new attempt has
+    its own automatic retries again, and only it is marked a manual retry."""
+    state = State(tmp_path / "kbo.sqlite", RetryPolicy(infra_retries=1, first_wait=30))
+    attempt = _running(state)
+
+    def fails(attempt: int) -> int:
+        assert state.finish(attempt, "t", {"outcome": "infra-error"}).accepted
+        job = state.job_of_attempt(attempt)
+        assert job is not None and job.current_attempt is not None
+        return job.current_attempt
+
+    retry = fails(attempt)
+    assert retry != attempt and state.claim(retry, "t", "w", "h", 60).accepted
+    assert fails(retry) == retry  # out of automatic retries: the job ended infra-error
+    given = state.give_back(1, "me@h", "req-1").attempt_id
+    assert given is not None and state.claim(given, "t", "w", "h", 60).accepted
+    again = fails(given)
+    assert again != given  # an automatic retry again, counted from the manual one
+    numbers = state.db.execute("SELECT number, retried_by FROM attempts ORDER BY number")
+    assert [tuple(r) for r in numbers] == [(1, None), (2, None), (3, "me@h"), (4, None)]
