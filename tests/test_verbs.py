@@ -52,6 +52,15 @@ def test_a_cancelled_queued_job_is_never_built(cluster: Cluster) -> None:
     assert [(a["state"], a["worker"]) for a in cluster.attempts()] == [("cancelled", None)]
     assert cluster.query("SELECT state FROM jobs")[0][0] == "cancelled"
     assert "built alpha" not in cluster.log("w-alpha")
+    alpha = cluster.status()["alpha"]
+    assert alpha["cancelled"].startswith("cancelled by ")
+    assert {f["name"]: f["cancelled"] is not None for f in alpha["flavours"]} == {
+        "alpha/none/alpha-generic": False,
+        "alpha/none/alpha-smp": True,
+    }
+    text = cluster.kbo("status").stdout
+    assert next(ln for ln in text.splitlines() if ln.startswith("alpha ")).endswith("cancelled")
+    assert "  alpha/none/alpha-smp: cancelled by " in text
     again = cluster.kbo("cancel", str(job["id"]))
     assert (again.returncode, again.stdout.strip()) == (
         0,

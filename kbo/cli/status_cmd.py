@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  log: {arch.log or '(not kept)'}")
         for arch in arches:
             print_host_problems(arch, now)
+        if cancelled := [f for a in arches for f in a.flavours if f.cancelled]:
+            print("\nnot built at HEAD, cancelled (`kbo retry JOB` or a new submit builds it):")
+            for flavour in cancelled:
+                print(f"  {flavour.name}: {flavour.cancelled}")
         if unserved:
             print(
                 f"\nno worker: no live worker serves {', '.join(sorted(unserved))} (none seen "
@@ -142,7 +146,11 @@ def _row(s: Standing, now: float, *, no_worker: bool = False) -> list[str]:
         "-" if s.stale_since is None else format_age(now - s.stale_since),
         (s.failing_commit or "-")[:7],
         "; ".join(
-            [*([s.host_problem.state] if s.host_problem else []), *(["no worker"] * no_worker)]
+            [
+                *([s.host_problem.state] if s.host_problem else []),
+                *(["cancelled"] if s.cancelled else []),
+                *(["no worker"] if no_worker else []),
+            ]
         )
         or "-",
     ]
