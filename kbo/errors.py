@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_NOT_OK = 1
 EXIT_BAD_INPUT = 2
 EXIT_SERVICE = 3
+EXIT_TIMEOUT = 124  # `kbo submit --wait --timeout`: stopped waiting; the jobs stay queued
 EXIT_INTERNAL = 70  # a bug in kbo: one line, the traceback kept in a file
 
 
@@ -36,3 +37,10 @@ class InfraError(KboError):
     """A service or the machine failed: broker, database, disk, a tool that crashed."""
 
     exit_status = EXIT_SERVICE
+
+
+class StoppedWaiting(KboError):
+    """A client gave up waiting after the time it was given (``--timeout``); what it waited
+    for goes on without it."""
+
+    exit_status = EXIT_TIMEOUT

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ from celery import Celery
 
 from kbo import messaging, recipes
 from kbo.config import Config
-from kbo.errors import KboError
+from kbo.errors import EXIT_BAD_INPUT, KboError
 from kbo.orchestrator import snapshot_plan, standings, status_page
 from kbo.orchestrator.heartbeats import hear_forever
 from kbo.orchestrator.listening import Listening, boot_clock
@@ -29,7 +30,7 @@ from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.retries import RetryPolicy
-from kbo.orchestrator.state import JobSpec, Run, State
+from kbo.orchestrator.state import JobSpec, Run, State, WorkerInfo
 from kbo.packaging import repository
 from kbo.packaging.matrix import Matrix, Selection, representatives, select
 
@@ -110,6 +111,47 @@ class Coordinator:
         summary = self.state.run(run_id)
         return None if summary is None else summary.to_json()
 
+    def cancel(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``kbo cancel``: one job (``job``: its id) or every job of a run (``run``)."""
+        by = str(request.get("by") or "unknown")
+        job_id, run_id = request.get("job"), request.get("run")
+        if isinstance(job_id, int) and not isinstance(job_id, bool):
+            if self.state.job(job_id) is None:
+                return {"error": f"no job {job_id}", "exit_status": EXIT_BAD_INPUT}
+            ids = [job_id]
+        elif isinstance(run_id, str):
+            found = self.state.jobs_of_run(run_id)
+            if found is None:
+                return {"error": f"no run {run_id}", "exit_status": EXIT_BAD_INPUT}
+            ids = found
+        else:
+            return {"error": "a cancel names a job id or a run id", "exit_status": EXIT_BAD_INPUT}
+        done = self.state.cancel(ids, by)
+        for job, was in done.cancelled:
+            log.info("%s (job %s): cancelled by %s, was %s", job.key, job.id, by, was)
+        return {
+            "cancelled": [job.to_json() | {"was": was} for job, was in done.cancelled],
+            "left": [job.to_json() for job in done.left],
+        }
+
+    def retry(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``kbo retry``: a give-back, a new attempt now for a job that ended."""
+        job_id, request_id = request.get("job"), request.get("id")
+        if not isinstance(job_id, int) or isinstance(job_id, bool) or not request_id:
+            return {"error": "a retry names a job id", "exit_status": EXIT_BAD_INPUT}
+        by = str(request.get("by") or "unknown")
+        given = self.state.give_back(job_id, by, str(request_id))
+        if given.attempt_id is None:
+            return {"error": given.reason, "exit_status": EXIT_BAD_INPUT}
+        if given.reason != "already recorded":
+            self.publish([given.attempt_id])
+            assert given.job is not None
+            log.info("%s (job %s): retried by %s", given.job.key, job_id, by)
+        attempt = self.state.attempt(given.attempt_id)
+        job = self.state.job(job_id)
+        assert attempt is not None and job is not None
+        return job.to_json() | {"attempt": attempt.number, "retried_by": attempt.retried_by}
+
     def snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
         """Fetch, find HEAD, and queue what every tracked arch needs to be OK at HEAD.
 
@@ -189,7 +231,18 @@ class Coordinator:
             not isinstance(stage, str) or len(stage) > 200 or not stage.isprintable()
         ):
             stage = None  # a garbled stage (escape codes for a terminal?) is not recorded
-        return self.state.renew_lease(attempt_id, token, self.config.lease_seconds, stage)
+        held = self.state.renew_lease(attempt_id, token, self.config.lease_seconds, stage)
+        self.state.worker_seen(attempt_id, token)
+        return held
+
+    def worker_announce(self, announce: dict[str, Any]) -> None:
+        """A worker says who it is and what it serves: at start, and while it lives.
+        Every field is checked as input; a malformed announcement is dropped."""
+        info = worker_info(announce)
+        if info is None:
+            log.warning("a malformed worker announcement dropped: %.200r", announce)
+            return
+        self.state.worker_announced(info)
 
     def finished(self, attempt_id: int, token: str, result: dict[str, Any]) -> dict[str, Any]:
         """Record a worker's report. A path it names is never kept nor read (the
@@ -306,6 +359,36 @@ class Coordinator:
             stop.wait(self.config.sweep_seconds)
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+-]{0,199}")
+ARCH = re.compile(r"[a-z0-9][a-z0-9.+-]{0,39}")
+
+
+def worker_info(announce: object) -> WorkerInfo | None:
+    """A worker's announcement as a record, or None unless every field is what kbo sends."""
+    if not isinstance(announce, dict):
+        return None
+    name, host, version = (announce.get(k) for k in ("name", "host", "version"))
+    arches, executors = announce.get("arches"), announce.get("executors")
+    slots, started = announce.get("slots"), announce.get("started_at")
+    if not all(isinstance(v, str) and NAME.fullmatch(v) for v in (name, host, version)):
+        return None
+    if not isinstance(arches, list) or not all(
+        isinstance(a, str) and ARCH.fullmatch(a) for a in arches
+    ):
+        return None
+    if not isinstance(executors, dict) or not all(
+        k in arches and isinstance(v, list) and all(e in recipes.EXECUTORS for e in v)
+        for k, v in executors.items()
+    ):
+        return None
+    if not isinstance(slots, int) or isinstance(slots, bool) or not 0 < slots <= 64:
+        return None
+    if not isinstance(started, int | float) or isinstance(started, bool):
+        return None
+    assert isinstance(name, str) and isinstance(host, str) and isinstance(version, str)
+    return WorkerInfo(name, host, arches, executors, slots, version, float(started), 0.0)
+
+
 def register(app: Celery, coordinator: Coordinator) -> None:
     """Bind the coordinator's Celery tasks; each is idempotent under re-delivery."""
 
@@ -318,6 +401,21 @@ def register(app: Celery, coordinator: Coordinator) -> None:
     def snapshot_task(request: dict[str, Any]) -> dict[str, Any]:
         """Queue what every tracked arch needs at HEAD; from `kbo snapshot` or the beat."""
         return coordinator.snapshot(request)
+
+    @app.task(name="kbo.cancel", acks_late=True)
+    def cancel(request: dict[str, Any]) -> dict[str, Any]:
+        """Cancel a job or a run's jobs that are queued or running; again, nothing more."""
+        return coordinator.cancel(request)
+
+    @app.task(name="kbo.retry", acks_late=True)
+    def retry(request: dict[str, Any]) -> dict[str, Any]:
+        """A new attempt for a job that ended, once per request id (re-delivery is harmless)."""
+        return coordinator.retry(request)
+
+    @app.task(name="kbo.worker_announce", ignore_result=True)
+    def worker_announce(announce: dict[str, Any]) -> None:
+        """Record a worker as it says it is, seen now; a repeat only moves its last seen."""
+        coordinator.worker_announce(announce)
 
     @app.task(name="kbo.run_summary")
     def run_summary(run_id: str) -> dict[str, Any] | None:
@@ -342,7 +440,17 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         late or foreign report is refused. The worker keeps its lease until this answers."""
         return coordinator.finished(attempt_id, token, result)
 
-    _ = (submit, snapshot_task, run_summary, claim, heartbeat, finished)
+    _ = (
+        submit,
+        snapshot_task,
+        cancel,
+        retry,
+        worker_announce,
+        run_summary,
+        claim,
+        heartbeat,
+        finished,
+    )
 
 
 def start_sweeper(coordinator: Coordinator) -> threading.Event:

@@ -43,6 +43,9 @@ class Standing:
     # Why it is not built at HEAD when its host is to blame (infra-error, dep-wait): never
     # FAILING for that. An arch's is that of its first flavour with one.
     host_problem: HostProblem | None = None
+    # Its job at HEAD was cancelled (`kbo cancel`): by whom. An arch's is its first
+    # cancelled flavour's.
+    cancelled: str | None = None
 
     def to_json(self, now: float) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class Standing:
             "first_error": self.first_error,
             "log": self.log,
             "host_problem": None if self.host_problem is None else self.host_problem.to_json(),
+            "cancelled": self.cancelled,
         } | ({"flavours": [f.to_json(now) for f in self.flavours]} if self.flavours else {})
 
 

@@ -20,7 +20,7 @@ from kbo.errors import UserError
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.staleness import Commit, Flavour, Standing, assess
 from kbo.orchestrator.state import JobResult, StateReader
-from kbo.orchestrator.state.records import HOST_PROBLEMS
+from kbo.orchestrator.state.records import CANCELLED, HOST_PROBLEMS
 from kbo.packaging import repository
 from kbo.packaging.matrix import BuildJob, representatives
 
@@ -84,6 +84,7 @@ def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tr
     for standing in arches:
         _explain_failure(state, source, recipe, standing)
         _explain_host_problems(state, source, recipe, head, states_at_head, standing)
+        _note_cancelled(state, source, recipe, head, states_at_head, standing)
     return Standings(
         repo,
         head,
@@ -135,6 +136,25 @@ def _explain_host_problems(
         )
         if arch.host_problem is None:
             arch.host_problem = flavour.host_problem
+
+
+def _note_cancelled(
+    state: StateReader,
+    source: str,
+    recipe: str,
+    head: str,
+    states_at_head: dict[tuple[str, str, str], str],
+    arch: Standing,
+) -> None:
+    """Flavours whose job at HEAD a maintainer cancelled, and by whom."""
+    for flavour in arch.flavours:
+        name, featureset, flavour_name = flavour.name.split("/")
+        if states_at_head.get((name, featureset, flavour_name)) != CANCELLED:
+            continue
+        attempt = state.attempt_at(source, recipe, name, featureset, flavour_name, head)
+        flavour.cancelled = (attempt.first_error if attempt else None) or "cancelled"
+        if arch.cancelled is None:
+            arch.cancelled = flavour.cancelled
 
 
 def _results_near_head(

@@ -112,13 +112,14 @@ def test_a_mirror_that_is_down_ends_infra_error_after_its_retries_and_mails_no_a
         assert text.returncode == 1
         header, *rows = text.stdout.split("\n\n")[1].splitlines()
         assert header.split()[-2:] == ["HOST", "PROBLEM"]
-        problems = {r.split()[0]: r.split()[-1] for r in rows}
+        column = header.index("HOST PROBLEM")
+        problems = {r.split()[0]: r[column:].strip() for r in rows}
         assert problems == {
             "alpha": "infra-error",
             "alpha/none/alpha-smp": "infra-error",
-            "hppa": "-",
+            "hppa": "no worker",  # w1 serves alpha alone
             "hppa/none/parisc": "-",
-            "mips": "-",
+            "mips": "no worker",
             "mips/none/4kc-malta": "-",
         }
         assert "alpha not built at HEAD, the hosts' doing (never mailed to authors):" in (

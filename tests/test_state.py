@@ -327,6 +327,44 @@ def test_a_schema_3_database_is_migrated_keeping_its_jobs_and_attempts(tmp_path:
     assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
 
 
+def test_a_schema_4_database_is_migrated_and_its_jobs_can_be_cancelled_and_retried(
+    tmp_path: Path,
+) -> None:
+    """Schema 6 lets jobs and attempts end cancelled and records manual retries: both
+    tables are made anew, their rows and references kept."""
+    path = tmp_path / "kbo.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(V1_SCHEMA + "".join(schema.MIGRATIONS[v] for v in (1, 2, 3)))
+    old.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    old.executescript(
+        "PRAGMA user_version = 4;"
+        "INSERT INTO runs VALUES ('r1', 1, 'me', '', 'src', 'main', 'c1', 'r', '1');"
+        "INSERT INTO jobs (id, source, commit_sha, recipe, arch, featureset, flavour, state,"
+        " current_attempt, created_at, updated_at)"
+        " VALUES (5, 'src', 'c1', 'r', 'alpha', 'none', 'f', 'running', 9, 1, 1);"
+        "INSERT INTO run_jobs VALUES ('r1', 5, 1);"
+        "INSERT INTO attempts (id, job_id, number, state, token, created_at, not_before)"
+        " VALUES (9, 5, 1, 'running', 't', 1, 7);"
+    )
+    old.close()
+    state = State(path)
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    attempt = state.attempt(9)
+    assert attempt is not None and (attempt.state, attempt.not_before) == ("running", 7)
+    assert state.jobs_of_run("r1") == [5]
+    done = state.cancel([5], "me@h")
+    assert [(job.id, job.state, was) for job, was in done.cancelled] == [
+        (5, "cancelled", "running")
+    ]
+    assert not state.finish(9, "t", {"outcome": "succeeded"}).accepted
+    given = state.give_back(5, "me@h", "req-1")
+    assert given.attempt_id is not None
+    assert state.give_back(5, "me@h", "req-1").attempt_id == given.attempt_id
+    retried = state.attempt(given.attempt_id)
+    assert retried is not None and (retried.number, retried.retried_by) == (2, "me@h")
+    assert state.db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
 def _request(state: State, name: str) -> list[int]:
     """A run asking for the one job these tests build; the attempts it queued."""
     run = Run(name, "me", "", "src", "main", "c1", "r", "1")
@@ -409,3 +447,48 @@ def test_a_dep_wait_waits_long_without_limit_and_a_failure_is_not_retried(
     state.finish(attempt, "t", {"outcome": "failed", "first_error": "setup.c:42: error"})
     job = state.job_of_attempt(attempt)
     assert job is not None and (job.state, job.current_attempt) == ("failed", attempt)
+
+
+def test_the_worker_inventory_counts_its_running_jobs_and_recent_infra_errors(
+    tmp_path: Path,
+) -> None:
+    from kbo.orchestrator.state import WorkerInfo
+
+    state = State(tmp_path / "kbo.sqlite")
+    info = WorkerInfo("w", "h", ["alpha"], {"alpha": ["cross"]}, 2, "0.1.0", 1.0, 0.0)
+    state.worker_announced(info)
+    (attempt,) = _request(state, "r1")
+    assert state.claim(attempt, "t", "w", "h", 60).accepted
+    state.db.execute("UPDATE workers SET last_seen = 5")
+    state.worker_seen(attempt, "t")
+    (seen,) = state.workers(infra_since=0)
+    assert seen.jobs == ["alpha_none_f"] and seen.info.last_seen > 5
+    assert state.arches_served(seen_since=time.time() - 60) == {"alpha"}
+    assert state.arches_served(seen_since=time.time() + 60) == set()
+    assert state.finish(attempt, "t", {"outcome": "infra-error", "first_error": "disk"}).accepted
+    (seen,) = state.workers(infra_since=time.time() - 86400)
+    assert (seen.jobs, seen.infra_errors) == ([], 1)
+    assert state.workers(infra_since=time.time() + 1)[0].infra_errors == 0
+
+
+def test_a_manual_retry_is_counted_apart_from_automatic_ones(tmp_path: Path) -> None:
+    """An infra-error job out of its automatic retries, given back: the new attempt has
+    its own automatic retries again, and only it is marked a manual retry."""
+    state = State(tmp_path / "kbo.sqlite", RetryPolicy(infra_retries=1, first_wait=30))
+    attempt = _running(state)
+
+    def fails(attempt: int) -> int:
+        assert state.finish(attempt, "t", {"outcome": "infra-error"}).accepted
+        job = state.job_of_attempt(attempt)
+        assert job is not None and job.current_attempt is not None
+        return job.current_attempt
+
+    retry = fails(attempt)
+    assert retry != attempt and state.claim(retry, "t", "w", "h", 60).accepted
+    assert fails(retry) == retry  # out of automatic retries: the job ended infra-error
+    given = state.give_back(1, "me@h", "req-1").attempt_id
+    assert given is not None and state.claim(given, "t", "w", "h", 60).accepted
+    again = fails(given)
+    assert again != given  # an automatic retry again, counted from the manual one
+    numbers = state.db.execute("SELECT number, retried_by FROM attempts ORDER BY number")
+    assert [tuple(r) for r in numbers] == [(1, None), (2, None), (3, "me@h"), (4, None)]

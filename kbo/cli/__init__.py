@@ -16,6 +16,7 @@ from kbo.cli import (
     config_cmd,
     coordinator_cmd,
     import_cmd,
+    jobs_cmd,
     mail_cmd,
     matrix_cmd,
     recipes_cmd,
@@ -23,6 +24,7 @@ from kbo.cli import (
     status_cmd,
     submit_cmd,
     worker_cmd,
+    workers_cmd,
 )
 from kbo.cli.global_options import add_global_options, add_verbose, verbose
 from kbo.cli.global_options import apply as apply_global_options
@@ -36,6 +38,7 @@ exit status:
   2  bad input: a malformed file or config, an unknown name, a missing path,
      an unwritable state directory
   3  a service or tool could not be reached or failed (broker, database, git, dpkg)
+  124 submit --wait --timeout: stopped waiting; the jobs stay queued or running
   70 an internal error (a bug in kbo): one line naming the file that holds the
      traceback; KBO_DEBUG=1 prints the traceback instead"""
 
@@ -62,7 +65,9 @@ def build_parser() -> Parser:
         submit_cmd,
         snapshot_cmd,
         status_cmd,
+        jobs_cmd,
         worker_cmd,
+        workers_cmd,
         coordinator_cmd,
         chroot_cmd,
         import_cmd,

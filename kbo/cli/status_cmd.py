@@ -9,6 +9,7 @@ from typing import Any
 
 from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
+from kbo.cli.workers_cmd import LIVE_LEASES
 from kbo.config import Config, load_config
 from kbo.errors import EXIT_NOT_OK, EXIT_OK, UserError
 from kbo.orchestrator.staleness import Standing
@@ -35,15 +36,24 @@ def register(verbs: Any) -> None:
 
 def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
     """HEAD of the tracked branch, and the standing of every tracked arch against it."""
+    head, arches, _ = _read(config, recipe)
+    return head, arches
+
+
+def _read(config: Config, recipe: str) -> tuple[str, list[Standing], set[str] | None]:
+    """HEAD, the standings, and the arches some live worker serves (None in embedded
+    mode, whose workers are started for each command that builds)."""
+    from kbo.cli.workers_cmd import live_since
     from kbo.orchestrator.standings import compute
     from kbo.orchestrator.state import StateReader
 
     state = StateReader.open(config.database)
     try:
         found = compute(config, recipe, state)
+        served = None if config.embedded else state.arches_served(live_since(config, time.time()))
     finally:
         state.close()
-    return found.head, found.arches
+    return found.head, found.arches, served
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         check_target(args.html)  # before any work
     recipe = args.recipe or config.default_recipe
-    head, arches = standings(config, recipe)
+    head, arches, served = _read(config, recipe)
+    unserved = {a.name for a in arches if served is not None and a.name not in served}
     now = time.time()
     if args.html:
         try:
@@ -67,14 +78,18 @@ def run(args: argparse.Namespace) -> int:
                     "head": head,
                     "branch": config.branch,
                     "recipe": recipe,
-                    "arches": [a.to_json(now) for a in arches],
+                    "arches": [a.to_json(now) | {"no_worker": a.name in unserved} for a in arches],
                 },
                 indent=2,
             )
         )
     else:
         print(f"{config.repository} {config.branch} at {head[:12]}, recipe {recipe}\n")
-        rows = [_row(s, now) for a in arches for s in ([a, *a.flavours] if args.flavours else [a])]
+        rows = [
+            _row(s, now, no_worker=s is a and a.name in unserved)
+            for a in arches
+            for s in ([a, *a.flavours] if args.flavours else [a])
+        ]
         header = ["ARCH", "STATE", "LAST GOOD", "BEHIND", "STALE FOR", "FAILING AT"]
         print(format_table([*header, "HOST PROBLEM"], rows))
         failing = [a for a in arches if a.state == "FAILING"]
@@ -84,6 +99,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"  log: {arch.log or '(not kept)'}")
         for arch in arches:
             print_host_problems(arch, now)
+        if cancelled := [f for a in arches for f in a.flavours if f.cancelled]:
+            print("\nnot built at HEAD, cancelled (`kbo retry JOB` or a new submit builds it):")
+            for flavour in cancelled:
+                print(f"  {flavour.name}: {flavour.cancelled}")
+        if unserved:
+            print(
+                f"\nno worker: no live worker serves {', '.join(sorted(unserved))} (none seen "
+                f"in {LIVE_LEASES * config.lease_seconds} s; see `kbo workers`)"
+            )
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
 
 
@@ -106,7 +130,7 @@ def print_host_problems(arch: Standing, now: float) -> None:
         print(f"    {problem.error or '(no error given)'}")
 
 
-def _row(s: Standing, now: float) -> list[str]:
+def _row(s: Standing, now: float, *, no_worker: bool = False) -> list[str]:
     good = (
         "-"
         if s.last_good is None
@@ -121,5 +145,12 @@ def _row(s: Standing, now: float) -> list[str]:
         "-" if s.commits_behind is None else str(s.commits_behind),
         "-" if s.stale_since is None else format_age(now - s.stale_since),
         (s.failing_commit or "-")[:7],
-        s.host_problem.state if s.host_problem else "-",
+        "; ".join(
+            [
+                *([s.host_problem.state] if s.host_problem else []),
+                *(["cancelled"] if s.cancelled else []),
+                *(["no worker"] if no_worker else []),
+            ]
+        )
+        or "-",
     ]

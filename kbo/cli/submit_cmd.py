@@ -11,12 +11,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from kbo import arches
-from kbo.cli.common import add_config_argument, submitter, text
+from kbo.cli.common import add_config_argument, submitter, text, whole_number
 from kbo.cli.local import LocalServices
 from kbo.cli.matrix_cmd import add_selection_arguments, selection_from
 from kbo.cli.table import format_table
 from kbo.config import Config, load_config
-from kbo.errors import EXIT_NOT_OK, EXIT_OK, InfraError, UserError
+from kbo.errors import EXIT_NOT_OK, EXIT_OK, InfraError, StoppedWaiting, UserError
 from kbo.orchestrator.state import State
 from kbo.packaging import dpkg_arch
 
@@ -49,6 +49,12 @@ def register(verbs: Any) -> None:
     add_selection_arguments(parser)
     parser.add_argument("--reason", type=text, default="manual", help="why (cron runs say so)")
     parser.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    parser.add_argument(
+        "--timeout",
+        type=whole_number(1),
+        metavar="SECONDS",
+        help="with --wait: stop waiting after this long, exit 124 (the jobs stay queued)",
+    )
     parser.add_argument("--json", action="store_true", help="print the run as JSON")
     parser.set_defaults(run=run)
 
@@ -66,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from kbo import messaging
     from kbo.messaging.app import make_app
 
+    if args.timeout is not None and not args.wait:
+        raise UserError("--timeout goes with --wait")
+    # The wait ends this long after the command starts, whatever it spent before following.
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     config = load_config(args.config)
     selection = selection_from(args)
     check_arch_names(selection.arches)
@@ -89,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
     messaging.check_broker(app)
     if config.embedded:
         with LocalServices(config, args.config, workers=args.wait) as services:
-            return _submit(app, config, request, args, services)
-    return _submit(app, config, request, args, None)
+            return _submit(app, config, request, args, services, deadline)
+    return _submit(app, config, request, args, None, deadline)
 
 
 def _source(source: str | None) -> str | None:
@@ -116,6 +126,7 @@ def _submit(
     request: dict[str, Any],
     args: argparse.Namespace,
     services: LocalServices | None,
+    deadline: float | None = None,
 ) -> int:
     from kbo import messaging
 
@@ -143,10 +154,23 @@ def _submit(
         if args.json:
             print(json.dumps(_summary(reply), indent=2))
         return EXIT_OK
-    final = follow(app, reply["id"], out, reply_seconds=config.reply_seconds, services=services)
+    final = follow(
+        app,
+        reply["id"],
+        out,
+        reply_seconds=config.reply_seconds,
+        services=services,
+        deadline=deadline,
+    )
     print(jobs_table(final["jobs"]), file=out)
     if args.json:
         print(json.dumps(_summary(final), indent=2))
+    if not all_ended(final["jobs"]):
+        waiting = sum(1 for job in final["jobs"] if not _ended(job))
+        raise StoppedWaiting(
+            f"stopped waiting after {args.timeout} s (--timeout): {waiting} of "
+            f"{len(final['jobs'])} jobs of run {reply['id']} not ended stay queued or running"
+        )
     return EXIT_OK if all(j["state"] == "succeeded" for j in final["jobs"]) else EXIT_NOT_OK
 
 
@@ -157,38 +181,54 @@ def follow(
     *,
     reply_seconds: float,
     services: LocalServices | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Poll the run until every job has ended, showing its progress (kbo.cli.progress).
     A local coordinator or worker that dies ends the wait with an error; a remote
-    coordinator that stops answering (a restart) is waited for."""
+    coordinator that stops answering (a restart) is waited for. At ``deadline`` (a
+    ``time.monotonic()``), the last summary seen is returned, ended or not."""
     from kbo import messaging
     from kbo.cli.progress import Progress
 
     progress = Progress(out)
+    summary: dict[str, Any] | None = None
     while True:
         if services is not None:
             services.check()
+        left = reply_seconds if deadline is None else deadline - time.monotonic()
+        if left <= 0 and summary is not None:
+            return summary
         try:
-            summary: dict[str, Any] = messaging.call(
+            summary = messaging.call(
                 app,
                 "kbo.run_summary",
                 run_id,
-                timeout=reply_seconds,
+                timeout=max(0.1, min(reply_seconds, left)),
                 alive=services.check if services else None,
             )
         except InfraError as e:
             if services is not None:
                 services.check()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StoppedWaiting(f"stopped waiting (--timeout) for run {run_id}: {e}") from None
             progress.note(f"{e}; still waiting")
             continue
+        assert summary is not None
         progress.update(summary["jobs"])
-        # A job has ended when it succeeded or failed, is out of infra-error retries, or
-        # waits for a host with its Build-Depends (dep-wait), which may take days.
-        if all(
-            job.get("ended", job["state"] in ("succeeded", "failed")) for job in summary["jobs"]
-        ):
+        if all_ended(summary["jobs"]):
             return summary
-        time.sleep(0.5)
+        pause = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+        time.sleep(max(0.0, pause))
+
+
+def _ended(job: dict[str, Any]) -> bool:
+    """A job has ended when it succeeded, failed or was cancelled, is out of infra-error
+    retries, or waits for a host with its Build-Depends (dep-wait), which may take days."""
+    return bool(job.get("ended", job["state"] in ("succeeded", "failed", "cancelled")))
+
+
+def all_ended(jobs: list[dict[str, Any]]) -> bool:
+    return all(_ended(job) for job in jobs)
 
 
 def brief(error: str, width: int = 100) -> str:
@@ -201,6 +241,7 @@ def brief(error: str, width: int = 100) -> str:
 def jobs_table(jobs: list[dict[str, Any]]) -> str:
     rows = [
         [
+            str(j["id"]),
             j["arch"],
             j["featureset"],
             j["flavour"],
@@ -213,13 +254,24 @@ def jobs_table(jobs: list[dict[str, Any]]) -> str:
         for j in jobs
     ]
     return format_table(
-        ["ARCH", "FEATURESET", "FLAVOUR", "STATE", "ATTEMPTS", "EXECUTOR", "WORKER", "FIRST ERROR"],
+        [
+            "ID",
+            "ARCH",
+            "FEATURESET",
+            "FLAVOUR",
+            "STATE",
+            "ATTEMPTS",
+            "EXECUTOR",
+            "WORKER",
+            "FIRST ERROR",
+        ],
         rows,
     )
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
     keys = (
+        "id",
         "arch",
         "featureset",
         "flavour",

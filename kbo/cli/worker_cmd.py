@@ -84,7 +84,7 @@ def system_path(path: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from kbo import messaging
     from kbo.messaging.app import build_queue, make_app
-    from kbo.workers import build, privileges, worker_paths
+    from kbo.workers import announce, build, privileges, worker_paths
 
     config = load_config(args.config)
     setup_logging()
@@ -115,19 +115,27 @@ def run(args: argparse.Namespace) -> int:
     # A name that says what the worker serves: "kbo-alpha-hppa-mips@host", or for many
     # arches (--auto) just "kbo@host"; never the first arch of many, which misleads.
     label = "kbo-" + "-".join(names) if len(names) <= 3 else "kbo"
+    name = args.name or f"{label}@{socket.gethostname()}"
+    slots = args.slots or config.build_slots
+    executors = {c.arch: tuple(e for e in c.executors if e != "none") for c in served}
+    announce.announce_forever(
+        app,
+        announce.announcement(name, socket.gethostname(), executors, slots),
+        max(1.0, config.lease_seconds / 3),
+    )
     app.worker_main(
         [
             "worker",
             "--queues",
             ",".join(build_queue(a) for a in names),
             "--concurrency",
-            str(args.slots or config.build_slots),
+            str(slots),
             "--pool",
             "prefork",
             "--optimization",
             "fair",
             "--hostname",
-            args.name or f"{label}@{socket.gethostname()}",
+            name,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -19,13 +19,17 @@ from kbo.orchestrator.state.records import (
     Run,
     RunJob,
     RunSummary,
+    WorkerInfo,
+    WorkerView,
 )
-from kbo.orchestrator.state.writer import State, Transaction, Verdict
+from kbo.orchestrator.state.writer import Cancellation, GiveBack, State, Transaction, Verdict
 
 __all__ = [
     "Alert",
     "Attempt",
     "CachedMatrix",
+    "Cancellation",
+    "GiveBack",
     "HostProblem",
     "Job",
     "JobResult",
@@ -38,4 +42,6 @@ __all__ = [
     "StateReader",
     "Transaction",
     "Verdict",
+    "WorkerInfo",
+    "WorkerView",
 ]

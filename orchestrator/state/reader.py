@@ -23,7 +23,11 @@ from kbo.orchestrator.state.records import (
     Run,
     RunJob,
     RunSummary,
+    WorkerInfo,
+    WorkerView,
+    _json,
 )
+from kbo.packaging.matrix import job_key
 
 # A cached matrix row: arch, featureset, flavour, kernel_arch, default_flavour.
 MATRIX_FIELDS = 5
@@ -104,6 +108,13 @@ class StateReader:
                 for r in jobs
             ],
         )
+
+    def jobs_of_run(self, run_id: str) -> list[int] | None:
+        """The ids of a run's jobs; None when there is no such run."""
+        if self._one("SELECT 1 FROM runs WHERE id = ?", (run_id,)) is None:
+            return None
+        rows = self._all("SELECT job_id FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
+        return [int(r[0]) for r in rows]
 
     def _attempts_by_id(self, ids: Iterable[int]) -> dict[int, Attempt]:
         wanted = list(ids)
@@ -242,6 +253,42 @@ class StateReader:
         ):
             return None
         return CachedMatrix(row["version"], jobs)
+
+    # -- workers -----------------------------------------------------------------------
+
+    def workers(self, infra_since: float) -> list[WorkerView]:
+        """Every worker that announced itself, by name, with the job keys it builds now
+        and how many of its attempts ended infra-error since ``infra_since``."""
+        running: dict[str, list[str]] = {}
+        for row in self._all(
+            "SELECT a.worker, j.arch, j.featureset, j.flavour FROM attempts a"
+            " JOIN jobs j ON j.id = a.job_id WHERE a.state = 'running' ORDER BY a.started_at"
+        ):
+            key = job_key(row["arch"], row["featureset"], row["flavour"])
+            running.setdefault(row["worker"], []).append(key)
+        errors = {
+            row[0]: int(row[1])
+            for row in self._all(
+                "SELECT worker, COUNT(*) FROM attempts WHERE state = 'infra-error'"
+                " AND ended_at >= ? GROUP BY worker",
+                (infra_since,),
+            )
+        }
+        return [
+            WorkerView(
+                info := WorkerInfo.from_row(row),
+                running.get(info.name, []),
+                errors.get(info.name, 0),
+            )
+            for row in self._all("SELECT * FROM workers ORDER BY name")
+        ]
+
+    def arches_served(self, seen_since: float) -> set[str]:
+        """The arches of the workers seen since ``seen_since``."""
+        rows = self._all("SELECT name, arches FROM workers WHERE last_seen >= ?", (seen_since,))
+        return {
+            arch for row in rows for arch in _json(row["arches"], f"worker {row['name']}", list)
+        }
 
     # -- mail ------------------------------------------------------------------------
 

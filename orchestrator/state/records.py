@@ -21,11 +21,16 @@ from kbo.packaging.matrix import job_key
 OUTCOMES = ("succeeded", "failed", "infra-error", "dep-wait")
 # The endings of the host's making: never the commit's fault, never mailed to authors.
 HOST_PROBLEMS = ("infra-error", "dep-wait")
-# A job's states: queued, running, or how its current attempt ended (a job whose retry
-# waits keeps the ending that called for it). An attempt may also end "lost" (its
-# worker stopped renewing the lease).
-JOB_STATES = ("queued", "running", *OUTCOMES)
+# A maintainer's `kbo cancel`: the job is never built (a claim is refused) or, running,
+# its report is refused. Never mailed; a later submit or `kbo retry` queues it again.
+CANCELLED = "cancelled"
+# A job's states: queued, running, cancelled, or how its current attempt ended (a job
+# whose retry waits keeps the ending that called for it). An attempt may also end
+# "lost" (its worker stopped renewing the lease), or "cancelled".
+JOB_STATES = ("queued", "running", *OUTCOMES, CANCELLED)
 IN_FLIGHT = ("queued", "running")
+# The endings `kbo retry` gives back (a lost attempt leaves its job failed or queued).
+RETRYABLE = ("failed", *HOST_PROBLEMS, CANCELLED)
 
 
 def _json(text: str, what: str, kind: type) -> Any:
@@ -174,6 +179,7 @@ class Attempt:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     stage: str | None = None  # the last stage its worker reported
     not_before: float | None = None  # a retry after an infra-error or dep-wait: when due
+    retried_by: str | None = None  # a manual retry (`kbo retry`): who asked; else automatic
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Attempt:
@@ -193,6 +199,7 @@ class Attempt:
             artifacts=_json(row["artifacts"] or "[]", f"attempt {row['id']}", list),
             stage=row["stage"],
             not_before=row["not_before"],
+            retried_by=row["retried_by"],
         )
 
 
@@ -216,11 +223,11 @@ class RunJob:
 
     @property
     def ended(self) -> bool:
-        """Whether a client waiting on the run stops waiting for this job: it succeeded or
-        failed, ran out of infra-error retries, or waits for a host with its Build-Depends
-        (which may take days)."""
+        """Whether a client waiting on the run stops waiting for this job: it succeeded,
+        failed or was cancelled, ran out of infra-error retries, or waits for a host with
+        its Build-Depends (which may take days)."""
         state = self.job.state
-        return state in ("succeeded", "failed", "dep-wait") or (
+        return state in ("succeeded", "failed", "dep-wait", CANCELLED) or (
             state == "infra-error" and self.retry_at is None
         )
 
@@ -242,6 +249,7 @@ class RunJob:
             "started_at": attempt.started_at if attempt else None,
             "ended_at": attempt.ended_at if attempt else None,
             "retry_at": self.retry_at,
+            "retried_by": attempt.retried_by if attempt else None,
             "ended": self.ended,
         }
 
@@ -352,3 +360,55 @@ class CachedMatrix:
 
     version: str
     jobs: list[tuple[str, str, str, str | None, bool]]  # arch, featureset, flavour, ...
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A build worker as it announced itself (``kbo worker``), and when last seen."""
+
+    name: str
+    host: str
+    arches: list[str]
+    executors: dict[str, list[str]]  # per arch, how this worker builds it
+    slots: int
+    version: str
+    started_at: float
+    last_seen: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> WorkerInfo:
+        return cls(
+            name=row["name"],
+            host=row["host"],
+            arches=_json(row["arches"], f"worker {row['name']}", list),
+            executors=_json(row["executors"], f"worker {row['name']}", dict),
+            slots=row["slots"],
+            version=row["version"],
+            started_at=row["started_at"],
+            last_seen=row["last_seen"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "arches": self.arches,
+            "executors": self.executors,
+            "slots": self.slots,
+            "version": self.version,
+            "started_at": self.started_at,
+            "last_seen": self.last_seen,
+        }
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A worker for `kbo workers`: its announcement, the jobs it builds now, and its
+    attempts that ended infra-error lately."""
+
+    info: WorkerInfo
+    jobs: list[str]  # job keys of its running attempts
+    infra_errors: int
+
+    def to_json(self) -> dict[str, Any]:
+        return self.info.to_json() | {"jobs": self.jobs, "infra_errors": self.infra_errors}

@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 5
+VERSION = 6
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -219,6 +219,81 @@ CREATE TABLE mail_servers (
     failures INTEGER NOT NULL DEFAULT 0,
     next_try REAL NOT NULL DEFAULT 0,
     last_error TEXT
+);
+""",
+    # Maintainers' verbs. ``kbo cancel`` ends a queued or running job ``cancelled`` (its
+    # attempt too: a claim or report of it is refused); ``kbo retry`` gives a job back: a
+    # new attempt, recorded with who asked (``retried_by``) and the request that made it
+    # (``retry_request``: a re-delivered request makes none). Both tables are made anew
+    # for their CHECK constraints, as in 3 -> 4. The worker inventory: each worker as it
+    # announced itself, and when it was last seen (`kbo workers`, "no worker" in
+    # `kbo status`).
+    5: """
+CREATE TABLE jobs_v6 (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    featureset TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    kernel_arch TEXT,
+    state TEXT NOT NULL CHECK (state IN
+        ('queued', 'running', 'succeeded', 'failed', 'infra-error', 'dep-wait', 'cancelled')),
+    current_attempt INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (source, commit_sha, recipe, arch, featureset, flavour)
+);
+INSERT INTO jobs_v6 SELECT id, source, commit_sha, recipe, arch, featureset, flavour,
+    kernel_arch, state, current_attempt, created_at, updated_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v6 RENAME TO jobs;
+CREATE INDEX jobs_by_commit ON jobs (source, recipe, arch, commit_sha);
+CREATE INDEX jobs_in_flight ON jobs (source, recipe) WHERE state IN ('queued', 'running');
+CREATE TABLE attempts_v6 (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed',
+        'infra-error', 'dep-wait', 'lost', 'cancelled')),
+    token TEXT,
+    worker TEXT,
+    worker_host TEXT,
+    executor TEXT,
+    created_at REAL NOT NULL,
+    published_at REAL,
+    started_at REAL,
+    ended_at REAL,
+    lease_expires REAL,
+    first_error TEXT,
+    log_path TEXT,
+    artifacts TEXT NOT NULL DEFAULT '[]',
+    stage TEXT,
+    not_before REAL,
+    retried_by TEXT,
+    retry_request TEXT UNIQUE,
+    UNIQUE (job_id, number)
+);
+INSERT INTO attempts_v6 (id, job_id, number, state, token, worker, worker_host, executor,
+    created_at, published_at, started_at, ended_at, lease_expires, first_error, log_path,
+    artifacts, stage, not_before)
+    SELECT id, job_id, number, state, token, worker, worker_host, executor,
+    created_at, published_at, started_at, ended_at, lease_expires, first_error, log_path,
+    artifacts, stage, not_before FROM attempts;
+DROP TABLE attempts;
+ALTER TABLE attempts_v6 RENAME TO attempts;
+CREATE INDEX attempts_by_state ON attempts (state);
+CREATE INDEX attempts_by_worker ON attempts (worker, state, ended_at);
+CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    arches TEXT NOT NULL,
+    executors TEXT NOT NULL,
+    slots INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    last_seen REAL NOT NULL
 );
 """,
 }

@@ -23,7 +23,18 @@ from kbo.errors import InfraError, UserError
 from kbo.orchestrator.retries import RetryPolicy
 from kbo.orchestrator.state import schema
 from kbo.orchestrator.state.reader import StateReader, _connect
-from kbo.orchestrator.state.records import HOST_PROBLEMS, OUTCOMES, Alert, Job, JobSpec, Run
+from kbo.orchestrator.state.records import (
+    CANCELLED,
+    HOST_PROBLEMS,
+    IN_FLIGHT,
+    OUTCOMES,
+    RETRYABLE,
+    Alert,
+    Job,
+    JobSpec,
+    Run,
+    WorkerInfo,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,24 @@ class Verdict:
     reason: str = ""
     job: Job | None = None
     attempt_number: int | None = None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What ``kbo cancel`` did: each job it cancelled with the state it was in, and the
+    jobs it left as they were (they had ended)."""
+
+    cancelled: list[tuple[Job, str]]
+    left: list[Job]
+
+
+@dataclass(frozen=True)
+class GiveBack:
+    """``kbo retry``: the new attempt, or why there is none."""
+
+    attempt_id: int | None
+    reason: str = ""
+    job: Job | None = None
 
 
 class Transaction:
@@ -242,7 +271,7 @@ class State(StateReader):
             ).lastrowid
             assert job_id is not None
             return job_id, self._new_attempt(db, job_id, now)
-        ended = row["state"] == "failed" or (
+        ended = row["state"] in ("failed", CANCELLED) or (
             row["state"] in HOST_PROBLEMS and row["attempt_state"] != "queued"
         )
         if ended and retry_failed:
@@ -387,8 +416,13 @@ class State(StateReader):
         """Seconds until a job that just ended ``outcome`` is tried again, or None."""
         if self.retries is None or outcome not in HOST_PROBLEMS:
             return None
+        # A manual retry (`kbo retry`) starts the count anew: automatic retries are counted
+        # apart from the ones a maintainer asked for.
         infra_errors = db.execute(
-            "SELECT COUNT(*) FROM attempts WHERE job_id = ? AND state = 'infra-error'", (job_id,)
+            "SELECT COUNT(*) FROM attempts WHERE job_id = ? AND state = 'infra-error'"
+            " AND number >= (SELECT COALESCE(MAX(number), 0) FROM attempts"
+            "  WHERE job_id = ? AND retried_by IS NOT NULL)",
+            (job_id, job_id),
         ).fetchone()[0]
         return self.retries.wait(outcome, int(infra_errors))
 
@@ -400,6 +434,118 @@ class State(StateReader):
             (attempt_id,),
         ).fetchone()
         return row
+
+    # -- maintainers' verbs ------------------------------------------------------------
+
+    def cancel(self, job_ids: Iterable[int], by: str) -> Cancellation:
+        """End each job that is queued or running (or whose retry waits) ``cancelled``, its
+        current attempt with it: a claim of that attempt is refused, and so is its
+        report. Jobs that have ended are left as they are. Cancelling twice changes
+        nothing the second time."""
+        now = time.time()
+        cancelled: list[tuple[Job, str]] = []
+        left: list[Job] = []
+        with self.transaction() as tx:
+            for job_id in job_ids:
+                row = tx.db.execute(
+                    "SELECT j.*, a.state AS attempt_state FROM jobs j"
+                    " LEFT JOIN attempts a ON a.id = j.current_attempt WHERE j.id = ?",
+                    (job_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                was = row["state"]
+                waiting = was in HOST_PROBLEMS and row["attempt_state"] == "queued"
+                if was not in IN_FLIGHT and not waiting:
+                    left.append(Job.from_row(row))
+                    continue
+                tx.db.execute(
+                    "UPDATE attempts SET state = 'cancelled', ended_at = ?, lease_expires = NULL,"
+                    " first_error = ? WHERE id = ? AND state IN ('queued', 'running')",
+                    (now, f"cancelled by {by}", row["current_attempt"]),
+                )
+                tx.db.execute(
+                    "UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE id = ?",
+                    (now, job_id),
+                )
+                job = tx.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                cancelled.append((Job.from_row(job), was))
+        return Cancellation(cancelled, left)
+
+    def give_back(self, job_id: int, by: str, request_id: str) -> GiveBack:
+        """A new attempt now for a job that ended (``RETRYABLE``), recorded as a manual
+        retry by ``by``; a retry that waits (after an infra-error or dep-wait) is
+        superseded. Refused for a job queued, running or succeeded. The same
+        ``request_id`` again (a re-delivered request) makes no second attempt."""
+        now = time.time()
+        with self.transaction() as tx:
+            done = tx.db.execute(
+                "SELECT id FROM attempts WHERE retry_request = ?", (request_id,)
+            ).fetchone()
+            row = tx.db.execute(
+                "SELECT j.*, a.state AS attempt_state FROM jobs j"
+                " LEFT JOIN attempts a ON a.id = j.current_attempt WHERE j.id = ?",
+                (job_id,),
+            ).fetchone()
+            if row is None:
+                return GiveBack(None, f"no job {job_id}")
+            if done is not None:
+                return GiveBack(done[0], "already recorded", Job.from_row(row))
+            if row["state"] not in RETRYABLE:
+                what = "is " + row["state"] if row["state"] in IN_FLIGHT else row["state"]
+                return GiveBack(
+                    None,
+                    f"job {job_id} {what}: only a job that ended {', '.join(RETRYABLE)} is retried",
+                    Job.from_row(row),
+                )
+            if row["attempt_state"] == "queued":  # a retry waits: this one replaces it
+                tx.db.execute(
+                    "UPDATE attempts SET state = 'cancelled', ended_at = ?, first_error = ?"
+                    " WHERE id = ?",
+                    (now, f"superseded by a retry by {by}", row["current_attempt"]),
+                )
+            attempt_id = self._new_attempt(tx.db, job_id, now)
+            tx.db.execute(
+                "UPDATE attempts SET retried_by = ?, retry_request = ? WHERE id = ?",
+                (by, request_id, attempt_id),
+            )
+            tx.db.execute(
+                "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?", (now, job_id)
+            )
+            job = tx.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return GiveBack(attempt_id, job=Job.from_row(job))
+
+    # -- the worker inventory ------------------------------------------------------------
+
+    def worker_announced(self, info: WorkerInfo) -> None:
+        """Record a worker as it says it is (at start, and again while it lives); seen now."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "INSERT INTO workers (name, host, arches, executors, slots, version, started_at,"
+                " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " host = excluded.host, arches = excluded.arches, executors = excluded.executors,"
+                " slots = excluded.slots, version = excluded.version,"
+                " started_at = excluded.started_at, last_seen = excluded.last_seen",
+                (
+                    info.name,
+                    info.host,
+                    json.dumps(info.arches),
+                    json.dumps(info.executors),
+                    info.slots,
+                    info.version,
+                    info.started_at,
+                    time.time(),
+                ),
+            )
+
+    def worker_seen(self, attempt_id: int, token: str) -> None:
+        """A heartbeat of a running attempt: its worker was alive just now."""
+        with self.transaction() as tx:
+            tx.db.execute(
+                "UPDATE workers SET last_seen = ? WHERE name = (SELECT worker FROM attempts"
+                " WHERE id = ? AND token = ? AND state = 'running')",
+                (time.time(), attempt_id, token),
+            )
 
     # -- the lease sweep ---------------------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""``kbo workers``: the build workers the coordinator knows, read from its database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from kbo.cli.common import add_config_argument
+from kbo.cli.table import format_age, format_table
+from kbo.config import Config, load_config
+from kbo.errors import EXIT_OK
+
+INFRA_WINDOW = 86400  # infra-errors counted over the last day
+LIVE_LEASES = 3  # a worker not seen for this many lease_seconds is not live
+
+
+def register(verbs: Any) -> None:
+    parser = verbs.add_parser(
+        "workers",
+        help="list the build workers: arches, executors, slots, last seen, jobs, infra-errors",
+        description="Every worker that announced itself to the coordinator: its host, "
+        "arches, executors, slots and kbo version, when it was last seen (it announces "
+        "itself every lease_seconds / 3, and each build's heartbeat counts), the jobs it "
+        "builds now and its attempts that ended infra-error in the last day. Reads the "
+        "state database read-only, so it runs on the coordinator's host. Exit 0.",
+    )
+    add_config_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(run=run)
+
+
+def live_since(config: Config, now: float) -> float:
+    """Workers seen since then are live: ``LIVE_LEASES`` leases ago."""
+    return now - LIVE_LEASES * config.lease_seconds
+
+
+def run(args: argparse.Namespace) -> int:
+    from kbo.orchestrator.state import StateReader
+
+    config = load_config(args.config)
+    now = time.time()
+    state = StateReader.open(config.database)
+    try:
+        found = state.workers(infra_since=now - INFRA_WINDOW)
+    finally:
+        state.close()
+    since = live_since(config, now)
+    if args.json:
+        print(
+            json.dumps([w.to_json() | {"live": w.info.last_seen >= since} for w in found], indent=2)
+        )
+        return EXIT_OK
+    if not found:
+        print("no worker has announced itself to the coordinator")
+        return EXIT_OK
+    rows = [
+        [
+            w.info.name,
+            w.info.host,
+            ",".join(w.info.arches),
+            ",".join(sorted({e for es in w.info.executors.values() for e in es})) or "-",
+            str(w.info.slots),
+            w.info.version,
+            format_age(max(0.0, now - w.info.last_seen))
+            + " ago"
+            + ("" if w.info.last_seen >= since else " (not live)"),
+            ", ".join(w.jobs) or "-",
+            str(w.infra_errors),
+        ]
+        for w in found
+    ]
+    header = ["NAME", "HOST", "ARCHES", "EXECUTORS", "SLOTS", "VERSION", "LAST SEEN", "JOBS"]
+    print(format_table([*header, "INFRA-ERRORS 24H"], rows))
+    return EXIT_OK
