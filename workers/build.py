@@ -65,7 +65,10 @@ MAX_AWAITED_BEATS = 8
 # How long the last beats' answers are waited for once the report is answered.
 DRAIN_SECONDS = 2.0
 # Why a build stops before its end: what the coordinator's answer to a heartbeat means.
-LEASE_LOST = "the coordinator says the lease is lost (the job was queued again)"
+LEASE_LOST = (
+    "the coordinator says the lease is lost (it lapsed and the job was queued again, "
+    "or the job was cancelled)"
+)
 
 
 def register(app: Celery, config: Config) -> None:
