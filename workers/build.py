@@ -62,8 +62,9 @@ ANSWER_POLL_SECONDS = 1.0
 # Heartbeats awaiting an answer, at most: through a long coordinator outage the oldest
 # are let go (an answer that comes later expires with the other results).
 MAX_AWAITED_BEATS = 8
-# How long the last beats' answers are waited for once the report is answered.
-DRAIN_SECONDS = 2.0
+# How long the last beats' answers are waited for once the report is answered: an
+# answer not read by then expires with the other results.
+DRAIN_SECONDS = 0.5
 # Why a build stops before its end: what the coordinator's answer to a heartbeat means.
 LEASE_LOST = (
     "the coordinator says the lease is lost (it lapsed and the job was queued again, "
@@ -214,9 +215,10 @@ class BuildAttempt:
                 del awaited[:-MAX_AWAITED_BEATS]
         # A beat sent while the report was on its way is answered just after it: read that
         # answer too, so no result is left behind in the broker.
-        drained = time.monotonic() + DRAIN_SECONDS
+        drained, pause = time.monotonic() + DRAIN_SECONDS, messaging.FIRST_LOOK_SECONDS
         while awaited and not self._lost.is_set() and time.monotonic() < drained:
-            time.sleep(0.1)
+            time.sleep(pause)
+            pause = min(2 * pause, 0.1)
             awaited = self._read_answers(awaited)
         for pending in awaited:
             pending.forget()

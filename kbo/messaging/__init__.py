@@ -24,6 +24,9 @@ from kbo.messaging.app import COORDINATOR_QUEUE, HEARTBEAT_QUEUE, build_queue, s
 # a 30 s wait there kept a claimed build from starting its heartbeat, and its lease lapsed.
 POLL_SECONDS = 1.0
 # Publishing retries through a broker restart instead of giving up after three tries.
+# The first look for an answer that call_until_answered waits for; each look after it
+# waits twice as long, up to 0.2 s.
+FIRST_LOOK_SECONDS = 0.005
 RETRY_POLICY = {"max_retries": None, "interval_start": 0.5, "interval_step": 1, "interval_max": 5}
 
 
@@ -154,6 +157,8 @@ def call_until_answered(
         while True:
             asked.append(ask(app, task, *args))
             deadline = time.monotonic() + wait
+            # Most answers come within milliseconds: look again soon, then less often.
+            pause = FIRST_LOOK_SECONDS
             while time.monotonic() < deadline:
                 if give_up is not None and give_up():
                     return False, None
@@ -162,7 +167,8 @@ def call_until_answered(
                     if answered:
                         asked.remove(pending)
                         return True, answer
-                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(2 * pause, 0.2)
             wait = min(2 * wait, max_wait)
     finally:
         for pending in asked:
