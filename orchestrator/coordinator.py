@@ -412,11 +412,6 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """A new attempt for a job that ended, once per request id (re-delivery is harmless)."""
         return coordinator.retry(request)
 
-    @app.task(name="kbo.worker_announce", ignore_result=True)
-    def worker_announce(announce: dict[str, Any]) -> None:
-        """Record a worker as it says it is, seen now; a repeat only moves its last seen."""
-        coordinator.worker_announce(announce)
-
     @app.task(name="kbo.run_summary")
     def run_summary(run_id: str) -> dict[str, Any] | None:
         """Read-only: a run and every job in it."""
@@ -445,7 +440,6 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         snapshot_task,
         cancel,
         retry,
-        worker_announce,
         run_summary,
         claim,
         heartbeat,

@@ -65,12 +65,16 @@ def hear_forever(coordinator: Coordinator, stop: threading.Event) -> None:
 
 def _on_beat(coordinator: Coordinator, body: Any, message: Any) -> None:
     """One Celery task message of ``kbo.heartbeat``: renew, then store the answer where
-    the worker reads it. A message that is not a heartbeat is dropped and logged."""
-    task_id = message.headers.get("id")
+    the worker reads it; or of ``kbo.worker_announce``: note the worker, seen now (a
+    repeat only moves its last seen). Any other message is dropped and logged."""
+    task_id, task = message.headers.get("id"), message.headers.get("task")
     try:
-        if message.headers.get("task") != "kbo.heartbeat" or not isinstance(task_id, str):
-            raise TypeError("not a heartbeat")
+        if task not in ("kbo.heartbeat", "kbo.worker_announce") or not isinstance(task_id, str):
+            raise TypeError("not a heartbeat or a worker's announcement")
         args, kwargs, _ = body
+        if task == "kbo.worker_announce":
+            coordinator.worker_announce(*args, **kwargs)
+            return
         answer = coordinator.heartbeat(*args, **kwargs)
     except Exception as e:  # forged or garbled, or the database is locked: the next beat
         log.warning("heartbeats: dropped a message (%s)", e)

@@ -38,7 +38,7 @@ def announce_forever(app: Celery, announce: dict[str, Any], interval: float) -> 
     def loop() -> None:
         while True:
             try:
-                messaging.send(app, "kbo.worker_announce", announce, retry=False)
+                messaging.announce(app, announce)
             except Exception as e:  # the broker may be restarting
                 log.warning("worker announcement not sent: %s", e)
             time.sleep(interval)

@@ -56,12 +56,18 @@ def request(
     return reply
 
 
-def send(app: Celery, task: str, *args: Any, retry: bool = True) -> str:
+def send(
+    app: Celery, task: str, *args: Any, retry: bool = True, queue: str = COORDINATOR_QUEUE
+) -> str:
     """Queue a message for the coordinator; with ``retry``, wait out a broker outage."""
-    result = app.send_task(
-        task, args=args, queue=COORDINATOR_QUEUE, retry=retry, retry_policy=RETRY_POLICY
-    )
+    result = app.send_task(task, args=args, queue=queue, retry=retry, retry_policy=RETRY_POLICY)
     return str(result.id)
+
+
+def announce(app: Celery, worker: dict[str, Any]) -> None:
+    """Say who this worker is, on the heartbeats' queue: it is news of a live worker, as a
+    heartbeat is, and no slow work of the coordinator's holds it up or is held up by it."""
+    send(app, "kbo.worker_announce", worker, retry=False, queue=HEARTBEAT_QUEUE)
 
 
 def call(
