@@ -266,12 +266,29 @@ class State(StateReader):
         db.execute("UPDATE jobs SET current_attempt = ? WHERE id = ?", (attempt_id, job_id))
         return attempt_id
 
-    def mark_published(self, attempt_ids: Iterable[int]) -> None:
+    def take_for_publishing(self, attempt_ids: Iterable[int], republish_after: float) -> list[int]:
+        """Mark as published now each attempt that is queued, due, and not published within
+        ``republish_after``; return those this call took. Only the caller that took an
+        attempt sends it, so a submission and the sweep never both publish one."""
         now = time.time()
+        taken = []
+        with self.transaction() as tx:
+            for attempt_id in attempt_ids:
+                if tx.db.execute(
+                    "UPDATE attempts SET published_at = ? WHERE id = ? AND state = 'queued'"
+                    " AND (published_at IS NULL OR published_at < ?)"
+                    " AND (not_before IS NULL OR not_before <= ?)",
+                    (now, attempt_id, now - republish_after, now),
+                ).rowcount:
+                    taken.append(attempt_id)
+        return taken
+
+    def release_publishing(self, attempt_ids: Iterable[int]) -> None:
+        """Attempts taken for publishing whose message was not sent: the next sweep's."""
         with self.transaction() as tx:
             tx.db.executemany(
-                "UPDATE attempts SET published_at = ? WHERE id = ? AND state = 'queued'",
-                [(now, a) for a in attempt_ids],
+                "UPDATE attempts SET published_at = NULL WHERE id = ? AND state = 'queued'",
+                [(a,) for a in attempt_ids],
             )
 
     def keep_matrix(

@@ -1,0 +1,70 @@
+"""What reaches the queues, and how often: each attempt published once, superseded jobs,
+failures not rebuilt for ever, lost leases counted per request."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from kbo.config import Config
+from kbo.messaging.app import make_app
+from kbo.orchestrator.coordinator import Coordinator
+from kbo.orchestrator.state import JobSpec, Run
+
+SHA = "a" * 40
+
+
+def specs(count: int, commit: str = SHA) -> list[JobSpec]:
+    return [JobSpec("/srv/linux", commit, "noop", "alpha", "none", f"f{i}") for i in range(count)]
+
+
+def test_a_sweep_during_a_submission_publishes_none_of_its_attempts_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease sweep runs in its own thread: one that runs while a submission is still
+    publishing finds nothing left to publish, so 50 jobs make 50 messages."""
+    config = Config(state_dir=str(tmp_path))
+    coordinator = Coordinator(config, make_app(config))
+    sent: list[int] = []
+    swept = threading.Event()
+
+    def publish_build(app: object, attempt_id: int, arch: str) -> None:
+        sent.append(attempt_id)
+        if not swept.is_set():  # the first message: a sweep runs now, in its own thread
+            swept.set()
+            sweeper = threading.Thread(target=coordinator.sweep)
+            sweeper.start()
+            sweeper.join()
+
+    monkeypatch.setattr("kbo.orchestrator.coordinator.messaging.publish_build", publish_build)
+    attempts = coordinator.state.record_run(Run("r", "me", "", "/srv/linux", "main", SHA,
+                                                "noop", "1"), specs(50))  # fmt: skip
+    coordinator.publish(attempts)
+    assert sorted(sent) == sorted(attempts) and len(sent) == 50
+    coordinator.sweep()  # and later sweeps find nothing to publish either
+    assert len(sent) == 50
+
+
+def test_an_attempt_whose_message_could_not_be_sent_is_published_by_the_next_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = Config(state_dir=str(tmp_path))
+    coordinator = Coordinator(config, make_app(config))
+    sent: list[int] = []
+
+    def broken(app: object, attempt_id: int, arch: str) -> None:
+        raise ConnectionError("the broker is down")
+
+    monkeypatch.setattr("kbo.orchestrator.coordinator.messaging.publish_build", broken)
+    run = Run("r", "me", "", "/srv/linux", "main", SHA, "noop", "1")
+    attempts = coordinator.state.record_run(run, specs(3))
+    with pytest.raises(ConnectionError):
+        coordinator.publish(attempts)
+    monkeypatch.setattr(
+        "kbo.orchestrator.coordinator.messaging.publish_build",
+        lambda app, attempt_id, arch: sent.append(attempt_id),
+    )
+    coordinator.sweep()
+    assert sorted(sent) == sorted(attempts)
