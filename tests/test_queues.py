@@ -11,7 +11,8 @@ import pytest
 from kbo.config import Config
 from kbo.messaging.app import make_app
 from kbo.orchestrator.coordinator import Coordinator
-from kbo.orchestrator.state import JobSpec, Run
+from kbo.orchestrator.retries import RetryPolicy
+from kbo.orchestrator.state import JobSpec, Run, State
 
 SHA = "a" * 40
 
@@ -68,3 +69,39 @@ def test_an_attempt_whose_message_could_not_be_sent_is_published_by_the_next_swe
     )
     coordinator.sweep()
     assert sorted(sent) == sorted(attempts)
+
+
+def _ask(state: State, run_id: str) -> list[int]:
+    run = Run(run_id, "me", "", "/srv/linux", "main", SHA, "noop", "1")
+    return state.record_run(run, specs(1))
+
+
+def _lose(state: State, attempt: int, max_attempts: int = 3) -> list[int]:
+    """The attempt is claimed, then its worker dies: its lease lapses, the sweep runs."""
+    assert state.claim(attempt, "t", "w", "h", 60).accepted
+    state.db.execute("UPDATE attempts SET lease_expires = 0 WHERE id = ?", (attempt,))
+    return state.expire_leases(max_attempts)
+
+
+def test_lost_leases_count_from_the_last_request_and_then_the_job_ends_lost(
+    tmp_path: Path,
+) -> None:
+    """max_attempts 3: a job two runs asked for again after it failed is still given three
+    leases; when all three lapse, it ends lost (its worker's fault, not the commit's)."""
+    state = State(tmp_path / "kbo.sqlite", RetryPolicy(3, 30))
+    (attempt,) = _ask(state, "r1")
+    for again in ("r2", "r3"):
+        assert state.claim(attempt, "t", "w", "h", 60).accepted
+        assert state.finish(attempt, "t", {"outcome": "failed", "first_error": "x"}).accepted
+        (attempt,) = _ask(state, again)
+    assert state.attempt(attempt).number == 3  # type: ignore[union-attr]
+    (attempt,) = _lose(state, attempt)
+    (attempt,) = _lose(state, attempt)
+    assert _lose(state, attempt) == []
+    job = state.job_of_attempt(attempt)
+    assert job is not None and job.state == "lost"
+    summary = state.run("r3")
+    assert summary is not None and summary.jobs[0].ended
+    # Asked for again, it is tried again, with three leases of its own.
+    (attempt,) = _ask(state, "r4")
+    assert len(_lose(state, attempt)) == 1

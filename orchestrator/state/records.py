@@ -22,9 +22,11 @@ OUTCOMES = ("succeeded", "failed", "infra-error", "dep-wait")
 # The endings of the host's making: never the commit's fault, never mailed to authors.
 HOST_PROBLEMS = ("infra-error", "dep-wait")
 # A job's states: queued, running, or how its current attempt ended (a job whose retry
-# waits keeps the ending that called for it). An attempt may also end "lost" (its
-# worker stopped renewing the lease).
-JOB_STATES = ("queued", "running", *OUTCOMES)
+# waits keeps the ending that called for it); "lost" when its leases lapsed max_attempts
+# times since it was asked for; "superseded" when a newer commit of its job key was
+# queued before it was claimed (never built). An attempt may also end "lost" (its worker
+# stopped renewing the lease) or "superseded".
+JOB_STATES = ("queued", "running", *OUTCOMES, "lost", "superseded")
 IN_FLIGHT = ("queued", "running")
 
 
@@ -216,11 +218,11 @@ class RunJob:
 
     @property
     def ended(self) -> bool:
-        """Whether a client waiting on the run stops waiting for this job: it succeeded or
-        failed, ran out of infra-error retries, or waits for a host with its Build-Depends
-        (which may take days)."""
+        """Whether a client waiting on the run stops waiting for this job: it succeeded,
+        failed, was lost or superseded, ran out of infra-error retries, or waits for a
+        host with its Build-Depends (which may take days)."""
         state = self.job.state
-        return state in ("succeeded", "failed", "dep-wait") or (
+        return state in ("succeeded", "failed", "dep-wait", "lost", "superseded") or (
             state == "infra-error" and self.retry_at is None
         )
 

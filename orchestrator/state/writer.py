@@ -175,9 +175,9 @@ class State(StateReader):
         """Get-or-create the run and its jobs; return the attempt ids to enqueue.
 
         A job already queued, running or done gains nothing, nor does one whose retry
-        waits (after an infra-error or dep-wait). A failed job, or one out of infra-error
-        retries, gains a new attempt when ``retry_failed``. Calling this twice for one run
-        id is harmless.
+        waits (after an infra-error or dep-wait). A failed or lost job, or one out of
+        infra-error retries, gains a new attempt when ``retry_failed``. Calling this twice
+        for one run id is harmless.
         """
         now = time.time()
         to_publish: list[int] = []
@@ -238,29 +238,35 @@ class State(StateReader):
                 ),
             ).lastrowid
             assert job_id is not None
-            return job_id, self._new_attempt(db, job_id, now)
-        ended = row["state"] == "failed" or (
+            return job_id, self._new_attempt(db, job_id, now, "request")
+        ended = row["state"] in ("failed", "lost") or (
             row["state"] in HOST_PROBLEMS and row["attempt_state"] != "queued"
         )
         if ended and retry_failed:
             db.execute(
                 "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?", (now, row["id"])
             )
-            return row["id"], self._new_attempt(db, row["id"], now)
+            return row["id"], self._new_attempt(db, row["id"], now, "request")
         return row["id"], None
 
     @staticmethod
     def _new_attempt(
-        db: sqlite3.Connection, job_id: int, now: float, not_before: float | None = None
+        db: sqlite3.Connection,
+        job_id: int,
+        now: float,
+        cause: str,
+        not_before: float | None = None,
     ) -> int:
-        """A new current attempt, queued; the sweep publishes it once ``not_before``."""
+        """A new current attempt, queued; the sweep publishes it once ``not_before``.
+        ``cause``: 'request' (a run asked), 'lease' (the last one was lost) or 'retry'
+        (after an infra-error or dep-wait)."""
         number = db.execute(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?", (job_id,)
         ).fetchone()[0]
         attempt_id = db.execute(
-            "INSERT INTO attempts (job_id, number, state, created_at, not_before)"
-            " VALUES (?, ?, 'queued', ?, ?)",
-            (job_id, number, now, not_before),
+            "INSERT INTO attempts (job_id, number, state, created_at, not_before, cause)"
+            " VALUES (?, ?, 'queued', ?, ?, ?)",
+            (job_id, number, now, not_before, cause),
         ).lastrowid
         assert attempt_id is not None
         db.execute("UPDATE jobs SET current_attempt = ? WHERE id = ?", (attempt_id, job_id))
@@ -377,7 +383,7 @@ class State(StateReader):
             )
             wait = self._retry_wait(tx.db, row["job_id"], outcome)
             if wait is not None:
-                self._new_attempt(tx.db, row["job_id"], now, not_before=now + wait)
+                self._new_attempt(tx.db, row["job_id"], now, "retry", not_before=now + wait)
         return Verdict(True)
 
     def _retry_wait(self, db: sqlite3.Connection, job_id: int, outcome: str) -> float | None:
@@ -401,7 +407,9 @@ class State(StateReader):
     # -- the lease sweep ---------------------------------------------------------------
 
     def expire_leases(self, max_attempts: int) -> list[int]:
-        """Mark running attempts whose lease lapsed as lost; return new attempts to enqueue."""
+        """Mark running attempts whose lease lapsed as lost; return new attempts to enqueue.
+        A job whose leases lapsed ``max_attempts`` times since a run last asked for it
+        ends ``lost``."""
         now = time.time()
         to_publish = []
         with self.transaction() as tx:
@@ -418,18 +426,30 @@ class State(StateReader):
                     " WHERE id = ?",
                     (now, error, row["id"]),
                 )
-                if row["number"] < max_attempts:
+                if self._lost_leases(db, row["job_id"]) < max_attempts:
                     db.execute(
                         "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?",
                         (now, row["job_id"]),
                     )
-                    to_publish.append(self._new_attempt(db, row["job_id"], now))
+                    to_publish.append(self._new_attempt(db, row["job_id"], now, "lease"))
                 else:
                     db.execute(
-                        "UPDATE jobs SET state = 'failed', updated_at = ? WHERE id = ?",
+                        "UPDATE jobs SET state = 'lost', updated_at = ? WHERE id = ?",
                         (now, row["job_id"]),
                     )
         return to_publish
+
+    @staticmethod
+    def _lost_leases(db: sqlite3.Connection, job_id: int) -> int:
+        """The job's attempts lost since a run last asked for it (that attempt included)."""
+        return int(
+            db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE job_id = ? AND state = 'lost' AND number >="
+                " (SELECT COALESCE(MAX(number), 0) FROM attempts WHERE job_id = ?"
+                " AND cause = 'request')",
+                (job_id, job_id),
+            ).fetchone()[0]
+        )
 
     def unpublished(self, republish_after: float) -> list[int]:
         """Queued attempts never published, or published so long ago the message is gone;
