@@ -144,7 +144,8 @@ class Coordinator:
                 JobSpec(sid, found.head, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
                 for j in (by_key[key] for key in chosen.jobs)
             ]
-            self.publish(self.state.record_run(run, specs))
+            older = {c.sha for c in found.history[1:]}  # queued there: superseded
+            self.publish(self.state.record_run(run, specs, supersede=older))
             summary = self.state.run(run.id)
             reply["run"] = None if summary is None else summary.to_json()
             log.info("snapshot %s at %s: %d jobs", run.id, found.head[:12], len(specs))

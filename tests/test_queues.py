@@ -105,3 +105,49 @@ def test_lost_leases_count_from_the_last_request_and_then_the_job_ends_lost(
     # Asked for again, it is tried again, with three leases of its own.
     (attempt,) = _ask(state, "r4")
     assert len(_lose(state, attempt)) == 1
+
+
+def test_a_newer_commit_supersedes_older_queued_jobs_of_its_key_but_no_running_one(
+    tmp_path: Path,
+) -> None:
+    state = State(tmp_path / "kbo.sqlite", RetryPolicy(3, 30))
+    c1, c2, c3, head, branch = ("1" * 40, "2" * 40, "3" * 40, "4" * 40, "b" * 40)
+
+    def ask(run_id: str, commit: str, older: tuple[str, ...] = ()) -> list[int]:
+        run = Run(run_id, "me", "", "/srv/linux", "main", commit, "noop", "1")
+        return state.record_run(run, specs(2, commit), supersede=older)
+
+    queued_c1 = ask("r1", c1)
+    running_c2, queued_c2 = ask("r2", c2, (c1,))
+    assert state.claim(running_c2, "t", "w", "h", 60).accepted
+    on_a_branch = ask("r3", branch)  # not an ancestor of HEAD: left alone
+    ask("r4", c3, (c2, c1))
+    to_build = ask("r5", head, (c3, c2, c1))
+
+    states = {
+        (r["commit_sha"], r["flavour"]): (r["state"], r["a_state"])
+        for r in state.db.execute(
+            "SELECT j.commit_sha, j.flavour, j.state, a.state AS a_state FROM jobs j"
+            " JOIN attempts a ON a.id = j.current_attempt"
+        )
+    }
+    assert states == {
+        (c1, "f0"): ("superseded", "superseded"),
+        (c1, "f1"): ("superseded", "superseded"),
+        (c2, "f0"): ("running", "running"),  # it finishes, and still counts
+        (c2, "f1"): ("superseded", "superseded"),
+        (branch, "f0"): ("queued", "queued"),
+        (branch, "f1"): ("queued", "queued"),
+        (c3, "f0"): ("superseded", "superseded"),
+        (c3, "f1"): ("superseded", "superseded"),
+        (head, "f0"): ("queued", "queued"),
+        (head, "f1"): ("queued", "queued"),
+    }
+    for attempt in (*queued_c1, queued_c2):
+        verdict = state.claim(attempt, "t", "w", "h", 60)
+        assert not verdict.accepted and "superseded" in verdict.reason
+    assert sorted(state.unpublished(republish_after=3600)) == sorted(on_a_branch + to_build)
+    summary = state.run("r1")
+    assert summary is not None
+    assert [(j.job.state, j.ended) for j in summary.jobs] == [("superseded", True)] * 2
+    assert state.finish(running_c2, "t", {"outcome": "succeeded"}).accepted

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +170,12 @@ class State(StateReader):
     # -- submission ------------------------------------------------------------------
 
     def record_run(
-        self, run: Run, specs: Iterable[JobSpec], *, retry_failed: bool = True
+        self,
+        run: Run,
+        specs: Iterable[JobSpec],
+        *,
+        retry_failed: bool = True,
+        supersede: Collection[str] = (),
     ) -> list[int]:
         """Get-or-create the run and its jobs; return the attempt ids to enqueue.
 
@@ -178,6 +183,10 @@ class State(StateReader):
         waits (after an infra-error or dep-wait). A failed or lost job, or one out of
         infra-error retries, gains a new attempt when ``retry_failed``. Calling this twice
         for one run id is harmless.
+
+        A job queued here supersedes the jobs of its job key, source and recipe still
+        queued (not claimed) at the commits of ``supersede`` (older commits, for a
+        snapshot at HEAD): they end ``superseded`` and are never built.
         """
         now = time.time()
         to_publish: list[int] = []
@@ -208,7 +217,34 @@ class State(StateReader):
                 )
                 if attempt_id is not None:
                     to_publish.append(attempt_id)
+                    if supersede:
+                        self._supersede(db, spec, supersede, now)
         return to_publish
+
+    @staticmethod
+    def _supersede(
+        db: sqlite3.Connection, spec: JobSpec, older: Collection[str], now: float
+    ) -> None:
+        rows = db.execute(
+            "SELECT j.id, j.commit_sha, j.current_attempt FROM jobs j"
+            " JOIN attempts a ON a.id = j.current_attempt"
+            " WHERE j.source = ? AND j.recipe = ? AND j.state = 'queued' AND j.arch = ?"
+            " AND j.featureset = ? AND j.flavour = ? AND j.commit_sha != ?"
+            " AND a.state = 'queued'",
+            (spec.source, spec.recipe, spec.arch, spec.featureset, spec.flavour, spec.commit),
+        ).fetchall()
+        for row in rows:
+            if row["commit_sha"] not in older:
+                continue
+            db.execute(
+                "UPDATE attempts SET state = 'superseded', ended_at = ?, first_error = ?"
+                " WHERE id = ?",
+                (now, f"superseded by {spec.commit}", row["current_attempt"]),
+            )
+            db.execute(
+                "UPDATE jobs SET state = 'superseded', updated_at = ? WHERE id = ?",
+                (now, row["id"]),
+            )
 
     def _ensure_job(
         self, db: sqlite3.Connection, spec: JobSpec, now: float, retry_failed: bool
@@ -239,7 +275,7 @@ class State(StateReader):
             ).lastrowid
             assert job_id is not None
             return job_id, self._new_attempt(db, job_id, now, "request")
-        ended = row["state"] in ("failed", "lost") or (
+        ended = row["state"] in ("failed", "lost", "superseded") or (
             row["state"] in HOST_PROBLEMS and row["attempt_state"] != "queued"
         )
         if ended and retry_failed:
