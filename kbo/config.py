@@ -145,6 +145,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     snapshot_max_jobs: Annotated[
         int, _s("jobs of a recipe in flight at once for snapshots (0: no limit)", ge=0)
     ] = 0
+    retry_failed: Annotated[
+        int, _s("builds of a job that failed at a commit before snapshots stop retrying it", ge=1)
+    ] = 1
     snapshot_schedule: Annotated[
         str, _s('"7 */4 * * *" or seconds: `kbo coordinator --beat` runs snapshots')
     ] = ""

@@ -315,3 +315,29 @@ def test_commits_snapshotted_while_an_arch_is_busy_leave_one_build_at_head(
         assert cluster.log("w1").count("refused by the coordinator") == 4
     finally:
         cluster.stop_all()
+
+
+def test_a_job_that_failed_at_a_commit_is_not_built_again_by_later_snapshots(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    cluster = Cluster(tmp_path, broker_url=redis_server.url, tracked_arches=["alpha"])
+    try:
+        cluster.start_coordinator()
+        cluster.start_worker("w1", "alpha")
+        (cluster.control / "fail-alpha").touch()
+        failing = cluster.kbo("snapshot", "--json", "--wait")
+        assert failing.returncode == 1, failing.stderr
+        first = json.loads(failing.stdout)
+        assert {job["state"] for job in first["run"]["jobs"]} == {"failed"}
+        again = snapshot(cluster, "--wait")
+        assert again["run"] is None and queued_arches(again) == set()
+        (alpha,) = again["decisions"]
+        assert alpha["why"] == "failed at HEAD: not retried until a new commit (retry_failed)"
+        assert [a["state"] for a in cluster.attempts()] == ["failed", "failed"]  # one per job
+        assert cluster.status()["alpha"]["state"] == "FAILING"
+        cluster.commit("B")
+        (cluster.control / "fail-alpha").unlink()
+        fixed = snapshot(cluster, "--wait")["run"]["jobs"]
+        assert [job["state"] for job in fixed] == ["succeeded", "succeeded"]
+    finally:
+        cluster.stop_all()

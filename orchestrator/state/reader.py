@@ -207,6 +207,20 @@ class StateReader:
             infra_errors=row["infra_errors"],
         )
 
+    def failed_builds_at(
+        self, source: str, recipe: str, commit: str, arches: Sequence[str]
+    ) -> dict[tuple[str, str, str], int]:
+        """For each job of these arches that failed at this commit, how many of its builds
+        ended failed (infra-errors, dep-waits and lost leases are not counted)."""
+        query = (
+            "SELECT j.arch, j.featureset, j.flavour, COUNT(a.id) FROM jobs j"  # noqa: S608
+            " JOIN attempts a ON a.job_id = j.id AND a.state = 'failed'"
+            f" WHERE j.source = ? AND j.recipe = ? AND j.arch IN ({_marks(arches)})"
+            " AND j.commit_sha = ? AND j.state = 'failed' GROUP BY j.id"
+        )
+        rows = self._all(query, (source, recipe, *arches, commit))
+        return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+
     def has_results(self, source: str, recipe: str, arch: str) -> bool:
         return (
             self._one(
