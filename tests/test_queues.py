@@ -102,6 +102,9 @@ def test_lost_leases_count_from_the_last_request_and_then_the_job_ends_lost(
     assert job is not None and job.state == "lost"
     summary = state.run("r3")
     assert summary is not None and summary.jobs[0].ended
+    problem = state.host_problem_at("/srv/linux", "noop", "alpha", "none", "f0", SHA)
+    assert problem is not None and problem.state == "lost"  # kbo status: HOST PROBLEM
+    assert problem.error == "lost: worker w stopped renewing its lease"
     # Asked for again, it is tried again, with three leases of its own.
     (attempt,) = _ask(state, "r4")
     assert len(_lose(state, attempt)) == 1

@@ -183,8 +183,9 @@ class StateReader:
     def host_problem_at(
         self, source: str, recipe: str, arch: str, featureset: str, flavour: str, commit: str
     ) -> HostProblem | None:
-        """Why a job whose host failed it (infra-error) or lacks its Build-Depends
-        (dep-wait) is not built: its newest such attempt, and when it is tried again."""
+        """Why a job whose host failed it (infra-error), lacks its Build-Depends
+        (dep-wait) or whose workers stopped renewing its lease (lost) is not built: its
+        newest such attempt, and when it is tried again."""
         row = self._one(
             "SELECT j.state, a.first_error, a.worker, a.log_path, c.state AS c_state,"
             " c.not_before, (SELECT COUNT(*) FROM attempts WHERE job_id = j.id"
@@ -192,7 +193,8 @@ class StateReader:
             " FROM jobs j JOIN attempts c ON c.id = j.current_attempt"
             " JOIN attempts a ON a.job_id = j.id AND a.state = j.state"
             " WHERE j.source = ? AND j.commit_sha = ? AND j.recipe = ? AND j.arch = ?"
-            " AND j.featureset = ? AND j.flavour = ? AND j.state IN ('infra-error', 'dep-wait')"
+            " AND j.featureset = ? AND j.flavour = ?"
+            " AND j.state IN ('infra-error', 'dep-wait', 'lost')"
             " ORDER BY a.number DESC LIMIT 1",
             (source, commit, recipe, arch, featureset, flavour),
         )

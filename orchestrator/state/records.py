@@ -19,8 +19,9 @@ from kbo.packaging.matrix import job_key
 # failed (infra-error, retried with backoff up to infra_retries); the host lacks the
 # Build-Depends (dep-wait, retried until a host that has them builds it).
 OUTCOMES = ("succeeded", "failed", "infra-error", "dep-wait")
-# The endings of the host's making: never the commit's fault, never mailed to authors.
-HOST_PROBLEMS = ("infra-error", "dep-wait")
+# The endings of the host's making: never the commit's fault, never mailed to authors
+# ("lost": the job's leases lapsed max_attempts times).
+HOST_PROBLEMS = ("infra-error", "dep-wait", "lost")
 # A job's states: queued, running, or how its current attempt ended (a job whose retry
 # waits keeps the ending that called for it); "lost" when its leases lapsed max_attempts
 # times since it was asked for; "superseded" when a newer commit of its job key was
