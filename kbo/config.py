@@ -70,7 +70,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     sweep_seconds: Annotated[int, _s("how often the coordinator looks for lapsed leases", ge=1)] = (
         15
     )
-    max_attempts: Annotated[int, _s("attempts at a job before it fails for good", ge=1)] = 3
+    max_attempts: Annotated[
+        int, _s("leases of a job that may lapse, since it was asked for, before it ends lost", ge=1)
+    ] = 3
     infra_retries: Annotated[
         int, _s("retries of a job whose host failed it (infra-error) before it ends so", ge=0)
     ] = 3
@@ -143,6 +145,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     snapshot_max_jobs: Annotated[
         int, _s("jobs of a recipe in flight at once for snapshots (0: no limit)", ge=0)
     ] = 0
+    retry_failed: Annotated[
+        int, _s("builds of a job that failed at a commit before snapshots stop retrying it", ge=1)
+    ] = 1
     snapshot_schedule: Annotated[
         str, _s('"7 */4 * * *" or seconds: `kbo coordinator --beat` runs snapshots')
     ] = ""

@@ -189,7 +189,8 @@ class Coordinator:
                 JobSpec(sid, found.head, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
                 for j in (by_key[key] for key in chosen.jobs)
             ]
-            self.publish(self.state.record_run(run, specs))
+            older = {c.sha for c in found.history[1:]}  # queued there: superseded
+            self.publish(self.state.record_run(run, specs, supersede=older))
             summary = self.state.run(run.id)
             reply["run"] = None if summary is None else summary.to_json()
             log.info("snapshot %s at %s: %d jobs", run.id, found.head[:12], len(specs))
@@ -318,12 +319,18 @@ class Coordinator:
     # -- enqueueing and the lease sweep ------------------------------------------------
 
     def publish(self, attempt_ids: list[int]) -> None:
-        """Send each attempt to its arch's queue; mark it published once it is out."""
-        for attempt_id in attempt_ids:
+        """Send each attempt to its arch's queue, once: it is marked published before it
+        is sent, so the sweep (in its own thread) never sends it too. What could not be
+        sent is unmarked, for the next sweep."""
+        taken = self.state.take_for_publishing(attempt_ids, self.config.visibility_timeout)
+        for i, attempt_id in enumerate(taken):
             job = self.state.job_of_attempt(attempt_id)
             assert job is not None  # attempts are never deleted
-            messaging.publish_build(self.app, attempt_id, job.arch)
-            self.state.mark_published([attempt_id])
+            try:
+                messaging.publish_build(self.app, attempt_id, job.arch)
+            except BaseException:
+                self.state.release_publishing(taken[i:])
+                raise
 
     def sweep(self) -> None:
         """Re-enqueue jobs whose worker stopped renewing its lease, and lost messages;

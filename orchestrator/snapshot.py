@@ -88,6 +88,7 @@ class Need:
 
     jobs: tuple[str, ...]  # job names, in matrix order
     failed_at_head: bool  # some of them already failed at HEAD
+    given_up: tuple[str, ...] = ()  # failed at HEAD retry_failed times: left for a new commit
 
 
 @dataclass
@@ -160,7 +161,13 @@ def _decision(
     need = needs.get(s.name)
     decision.retry = need is not None and need.failed_at_head
     if need is None or not need.jobs:
-        decision.why = "OK at HEAD" if s.state == "OK" else "every job at HEAD is queued or running"
+        decision.why = (
+            "OK at HEAD"
+            if s.state == "OK"
+            else "failed at HEAD: not retried until a new commit (retry_failed)"
+            if need is not None and need.given_up
+            else "every job at HEAD is queued or running"
+        )
     return decision
 
 
@@ -186,15 +193,31 @@ def _why(decision: Decision, need: Need) -> str:
 def needs(
     jobs_at_head: Mapping[str, Sequence[tuple[str, str, str]]],
     states_at_head: Mapping[tuple[str, str, str], str],
+    failed_builds: Mapping[tuple[str, str, str], int] | None = None,
+    retry_failed: int | None = None,
 ) -> dict[str, Need]:
     """Per arch, its jobs ``(arch, featureset, flavour)`` at HEAD not succeeded and not in
-    flight; ``states_at_head`` holds what kbo recorded for jobs at HEAD."""
+    flight; ``states_at_head`` holds what kbo recorded for jobs at HEAD. A job that failed
+    there ``retry_failed`` times (``failed_builds``: its builds that ended failed) is left
+    out: the commit broke it, and building it again would not change that."""
     found = {}
     for arch, jobs in jobs_at_head.items():
         states = [(job, states_at_head.get(job)) for job in jobs]
-        wanted = [job for job, state in states if state not in ("succeeded", "queued", "running")]
+        given_up = [
+            job
+            for job, state in states
+            if state == "failed"
+            and retry_failed is not None
+            and (failed_builds or {}).get(job, 0) >= retry_failed
+        ]
+        wanted = [
+            job
+            for job, state in states
+            if state not in ("succeeded", "queued", "running") and job not in given_up
+        ]
         found[arch] = Need(
             tuple(job_key(*job) for job in wanted),
-            any(state == "failed" for _, state in states),
+            any(states_at_head.get(job) == "failed" for job in wanted),
+            tuple(job_key(*job) for job in given_up),
         )
     return found

@@ -12,6 +12,7 @@ from typing import Any
 from kbo.config import Config
 from kbo.orchestrator import snapshot, standings
 from kbo.orchestrator.state import StateReader
+from kbo.packaging import repository
 
 
 def plan_at_head(
@@ -26,6 +27,10 @@ def plan_at_head(
             for a, js in found.jobs_at_head.items()
         },
         found.states_at_head,
+        state.failed_builds_at(
+            repository.source_id(config.repository), recipe, found.head, sorted(found.jobs_at_head)
+        ),
+        config.retry_failed,
     )
     if max_jobs is None:
         max_jobs = config.snapshot_max_jobs or None

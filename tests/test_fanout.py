@@ -4,6 +4,7 @@ processes: routing, staleness, failures, duplicates, a killed worker, a Redis re
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +218,14 @@ def test_redis_restart_loses_and_duplicates_nothing(
     attempts = cluster.attempts()
     assert len(attempts) == 7, [dict(a) for a in attempts]
     assert {a["state"] for a in attempts} == {"succeeded"}
+
+
+def test_each_attempt_is_published_once(cluster: Cluster, redis_server: RedisServer) -> None:
+    """The whole matrix (50 jobs), no worker: the submission and the lease sweep (every
+    second) never both publish an attempt, so the queues hold exactly 50 messages."""
+    cluster.start_coordinator()
+    run = cluster.submit()
+    assert len(run["jobs"]) == 50
+    arches = {job["arch"] for job in run["jobs"]}
+    time.sleep(3)  # a few sweeps
+    assert sum(redis_server.queue_length(f"build.{arch}") for arch in arches) == 50

@@ -11,6 +11,7 @@ import math
 import os
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,5 +285,59 @@ def test_a_snapshot_queues_the_digest_flagging_arches_over_their_limit(
             assert "OVER LIMIT: 2 commits behind, over max_staleness 1" in text
             snapshot(cluster, "--max-jobs", "1", "--wait")
             assert len(inbox.messages) == 2  # at most one digest per digest_hours
+    finally:
+        cluster.stop_all()
+
+
+def test_commits_snapshotted_while_an_arch_is_busy_leave_one_build_at_head(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Five commits, each snapshotted while no worker takes alpha's jobs: each snapshot
+    supersedes the job the one before queued, so alpha builds once, at HEAD."""
+    cluster = per_arch_cluster(tmp_path, redis_server, tracked_arches=["alpha"])
+    try:
+        cluster.start_coordinator()
+        heads = []
+        for i in range(5):
+            heads.append(cluster.commit(f"change {i}"))
+            assert queued_arches(snapshot(cluster)) == {"alpha"}
+        cluster.start_worker("w1", "alpha")
+        wait_for(lambda: not_ok(cluster) == set(), 60, "alpha built at HEAD")
+        time.sleep(2)  # the superseded jobs' messages reach the worker, which builds nothing
+        jobs = cluster.query(
+            "SELECT j.commit_sha, j.state, (SELECT COUNT(*) FROM attempts WHERE job_id = j.id"
+            " AND started_at IS NOT NULL) AS started FROM jobs j ORDER BY j.id"
+        )
+        assert [(j["commit_sha"], j["state"], j["started"]) for j in jobs] == [
+            *((sha, "superseded", 0) for sha in heads[:4]),
+            (heads[4], "succeeded", 1),
+        ]
+        assert cluster.log("w1").count("refused by the coordinator") == 4
+    finally:
+        cluster.stop_all()
+
+
+def test_a_job_that_failed_at_a_commit_is_not_built_again_by_later_snapshots(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    cluster = Cluster(tmp_path, broker_url=redis_server.url, tracked_arches=["alpha"])
+    try:
+        cluster.start_coordinator()
+        cluster.start_worker("w1", "alpha")
+        (cluster.control / "fail-alpha").touch()
+        failing = cluster.kbo("snapshot", "--json", "--wait")
+        assert failing.returncode == 1, failing.stderr
+        first = json.loads(failing.stdout)
+        assert {job["state"] for job in first["run"]["jobs"]} == {"failed"}
+        again = snapshot(cluster, "--wait")
+        assert again["run"] is None and queued_arches(again) == set()
+        (alpha,) = again["decisions"]
+        assert alpha["why"] == "failed at HEAD: not retried until a new commit (retry_failed)"
+        assert [a["state"] for a in cluster.attempts()] == ["failed", "failed"]  # one per job
+        assert cluster.status()["alpha"]["state"] == "FAILING"
+        cluster.commit("B")
+        (cluster.control / "fail-alpha").unlink()
+        fixed = snapshot(cluster, "--wait")["run"]["jobs"]
+        assert [job["state"] for job in fixed] == ["succeeded", "succeeded"]
     finally:
         cluster.stop_all()

@@ -163,3 +163,21 @@ def test_the_digest_flags_what_the_planner_forces_a_never_built_arch_included() 
     forced = plan(arches, HISTORY, one_job("alpha", "hppa"), in_flight=0, max_jobs=1,
                   limits=parse_limits(config.max_staleness, "x"), now=NOW)  # fmt: skip
     assert [d.arch for d in forced.decisions if d.over_limit] == ["alpha"]
+
+
+def test_a_job_that_failed_at_head_retry_failed_times_is_left_for_a_new_commit() -> None:
+    jobs = {"mips": [("mips", "none", "4kc-malta"), ("mips", "none", "octeon")]}
+    states = {("mips", "none", "4kc-malta"): "failed", ("mips", "none", "octeon"): "failed"}
+    failed_builds = {("mips", "none", "4kc-malta"): 1, ("mips", "none", "octeon"): 2}
+    once = needs(jobs, states, failed_builds, retry_failed=1)["mips"]
+    assert once == Need((), False, ("mips_none_4kc-malta", "mips_none_octeon"))
+    twice = needs(jobs, states, failed_builds, retry_failed=2)["mips"]
+    assert twice == Need(("mips_none_4kc-malta",), True, ("mips_none_octeon",))
+    result = plan(
+        [standing("mips", 2, "FAILING")], HISTORY, {"mips": once},
+        in_flight=0, max_jobs=None, limits={}, now=NOW,
+    )  # fmt: skip
+    assert queued(result) == []
+    assert (
+        result.decisions[0].why == "failed at HEAD: not retried until a new commit (retry_failed)"
+    )

@@ -492,3 +492,32 @@ def test_a_manual_retry_is_counted_apart_from_automatic_ones(tmp_path: Path) -> 
     assert again != given  # an automatic retry again, counted from the manual one
     numbers = state.db.execute("SELECT number, retried_by FROM attempts ORDER BY number")
     assert [tuple(r) for r in numbers] == [(1, None), (2, None), (3, "me@h"), (4, None)]
+
+
+def test_a_schema_4_database_is_migrated_keeping_its_jobs_and_attempts(tmp_path: Path) -> None:
+    """Schema 7 lets jobs end lost or superseded, and notes why each attempt was made."""
+    path = tmp_path / "kbo.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(V1_SCHEMA + "".join(schema.MIGRATIONS[v] for v in (1, 2, 3)))
+    old.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    old.executescript(
+        "PRAGMA user_version = 4;"
+        "INSERT INTO runs VALUES ('r1', 1, 'me', '', 'src', 'main', 'c1', 'r', '1');"
+        "INSERT INTO jobs (id, source, commit_sha, recipe, arch, featureset, flavour, state,"
+        " current_attempt, created_at, updated_at)"
+        " VALUES (5, 'src', 'c1', 'r', 'alpha', 'none', 'f', 'infra-error', 9, 1, 1);"
+        "INSERT INTO run_jobs VALUES ('r1', 5, 1);"
+        "INSERT INTO attempts (id, job_id, number, state, token, created_at, not_before)"
+        " VALUES (8, 5, 1, 'infra-error', 't', 1, NULL), (9, 5, 2, 'queued', NULL, 1, 40);"
+    )
+    old.close()
+    state = State(path)
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    retry = state.attempt(9)
+    assert retry is not None and (retry.state, retry.not_before) == ("queued", 40)
+    assert state.db.execute("SELECT cause FROM attempts WHERE id = 9").fetchone()[0] is None
+    state.db.execute("UPDATE jobs SET state = 'superseded' WHERE id = 5")
+    state.db.execute("UPDATE attempts SET state = 'superseded' WHERE id = 9")
+    summary = state.run("r1")
+    assert summary is not None and summary.jobs[0].job.state == "superseded"
+    assert state.db.execute("PRAGMA foreign_key_check").fetchall() == []

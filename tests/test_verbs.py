@@ -108,7 +108,7 @@ def test_retry_gives_a_failed_job_a_new_attempt_that_builds(cluster: Cluster) ->
     assert again.returncode == 2
     assert again.stderr.splitlines() == [
         f"kbo: job {job['id']} succeeded: only a job that ended failed, infra-error, "
-        "dep-wait, cancelled is retried"
+        "dep-wait, lost, cancelled is retried"
     ]
 
 
@@ -119,7 +119,7 @@ def test_retry_refuses_a_queued_job_in_one_line(cluster: Cluster) -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"kbo: job {job['id']} is queued: only a job that ended failed, infra-error, "
-        "dep-wait, cancelled is retried"
+        "dep-wait, lost, cancelled is retried"
     ]
     assert len(cluster.attempts()) == 1
 

@@ -22,7 +22,8 @@ def register(verbs: Any) -> None:
         description="For each tracked arch: OK, STALE, NEVER, FAILING or BUILDING, the last "
         "commit with a complete successful build, and how far HEAD is ahead of it; and what "
         "the hosts are to blame for (HOST PROBLEM): infra-error (a host or service failed the "
-        "build; retried) or dep-wait (no host had its Build-Depends yet).",
+        "build; retried), dep-wait (no host had its Build-Depends yet) or lost (its workers "
+        "stopped renewing the lease max_attempts times).",
     )
     add_config_argument(parser)
     parser.add_argument(

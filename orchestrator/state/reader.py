@@ -195,8 +195,9 @@ class StateReader:
     def host_problem_at(
         self, source: str, recipe: str, arch: str, featureset: str, flavour: str, commit: str
     ) -> HostProblem | None:
-        """Why a job whose host failed it (infra-error) or lacks its Build-Depends
-        (dep-wait) is not built: its newest such attempt, and when it is tried again."""
+        """Why a job whose host failed it (infra-error), lacks its Build-Depends
+        (dep-wait) or whose workers stopped renewing its lease (lost) is not built: its
+        newest such attempt, and when it is tried again."""
         row = self._one(
             "SELECT j.state, a.first_error, a.worker, a.log_path, c.state AS c_state,"
             " c.not_before, (SELECT COUNT(*) FROM attempts WHERE job_id = j.id"
@@ -204,7 +205,8 @@ class StateReader:
             " FROM jobs j JOIN attempts c ON c.id = j.current_attempt"
             " JOIN attempts a ON a.job_id = j.id AND a.state = j.state"
             " WHERE j.source = ? AND j.commit_sha = ? AND j.recipe = ? AND j.arch = ?"
-            " AND j.featureset = ? AND j.flavour = ? AND j.state IN ('infra-error', 'dep-wait')"
+            " AND j.featureset = ? AND j.flavour = ?"
+            " AND j.state IN ('infra-error', 'dep-wait', 'lost')"
             " ORDER BY a.number DESC LIMIT 1",
             (source, commit, recipe, arch, featureset, flavour),
         )
@@ -218,6 +220,20 @@ class StateReader:
             retry_at=row["not_before"] if row["c_state"] == "queued" else None,
             infra_errors=row["infra_errors"],
         )
+
+    def failed_builds_at(
+        self, source: str, recipe: str, commit: str, arches: Sequence[str]
+    ) -> dict[tuple[str, str, str], int]:
+        """For each job of these arches that failed at this commit, how many of its builds
+        ended failed (infra-errors, dep-waits and lost leases are not counted)."""
+        query = (
+            "SELECT j.arch, j.featureset, j.flavour, COUNT(a.id) FROM jobs j"  # noqa: S608
+            " JOIN attempts a ON a.job_id = j.id AND a.state = 'failed'"
+            f" WHERE j.source = ? AND j.recipe = ? AND j.arch IN ({_marks(arches)})"
+            " AND j.commit_sha = ? AND j.state = 'failed' GROUP BY j.id"
+        )
+        rows = self._all(query, (source, recipe, *arches, commit))
+        return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 
     def has_results(self, source: str, recipe: str, arch: str) -> bool:
         return (

@@ -19,15 +19,18 @@ from kbo.packaging.matrix import job_key
 # failed (infra-error, retried with backoff up to infra_retries); the host lacks the
 # Build-Depends (dep-wait, retried until a host that has them builds it).
 OUTCOMES = ("succeeded", "failed", "infra-error", "dep-wait")
-# The endings of the host's making: never the commit's fault, never mailed to authors.
-HOST_PROBLEMS = ("infra-error", "dep-wait")
+# The endings of the host's making: never the commit's fault, never mailed to authors
+# ("lost": the job's leases lapsed max_attempts times).
+HOST_PROBLEMS = ("infra-error", "dep-wait", "lost")
 # A maintainer's `kbo cancel`: the job is never built (a claim is refused) or, running,
 # its report is refused. Never mailed; a later submit or `kbo retry` queues it again.
 CANCELLED = "cancelled"
 # A job's states: queued, running, cancelled, or how its current attempt ended (a job
-# whose retry waits keeps the ending that called for it). An attempt may also end
-# "lost" (its worker stopped renewing the lease), or "cancelled".
-JOB_STATES = ("queued", "running", *OUTCOMES, CANCELLED)
+# whose retry waits keeps the ending that called for it); "lost" when its leases lapsed
+# max_attempts times since it was asked for; "superseded" when a newer commit of its job
+# key was queued before it was claimed (never built). An attempt may also end "lost"
+# (its worker stopped renewing the lease), "superseded" or "cancelled".
+JOB_STATES = ("queued", "running", *OUTCOMES, "lost", "superseded", CANCELLED)
 IN_FLIGHT = ("queued", "running")
 # The endings `kbo retry` gives back (a lost attempt leaves its job failed or queued).
 RETRYABLE = ("failed", *HOST_PROBLEMS, CANCELLED)
@@ -224,10 +227,10 @@ class RunJob:
     @property
     def ended(self) -> bool:
         """Whether a client waiting on the run stops waiting for this job: it succeeded,
-        failed or was cancelled, ran out of infra-error retries, or waits for a host with
-        its Build-Depends (which may take days)."""
+        failed, was lost, superseded or cancelled, ran out of infra-error retries, or
+        waits for a host with its Build-Depends (which may take days)."""
         state = self.job.state
-        return state in ("succeeded", "failed", "dep-wait", CANCELLED) or (
+        return state in ("succeeded", "failed", "dep-wait", "lost", "superseded", CANCELLED) or (
             state == "infra-error" and self.retry_at is None
         )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 6
+VERSION = 7
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -295,6 +295,71 @@ CREATE TABLE workers (
     started_at REAL NOT NULL,
     last_seen REAL NOT NULL
 );
+""",
+    # A job may end two more ways: ``superseded`` (still queued when a newer commit of its
+    # job key was queued: never built) and ``lost`` (its leases lapsed ``max_attempts``
+    # times); an attempt may be superseded too. ``cause`` says why an attempt was made:
+    # 'request' (a submission, a snapshot or `kbo retry`), 'lease' (the one before it was
+    # lost) or 'retry' (after an infra-error or dep-wait), so lost leases are counted per
+    # request. Both tables are made anew for their CHECK constraints, as in 3 -> 4.
+    6: """
+CREATE TABLE jobs_v7 (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    featureset TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    kernel_arch TEXT,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed',
+        'infra-error', 'dep-wait', 'cancelled', 'lost', 'superseded')),
+    current_attempt INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (source, commit_sha, recipe, arch, featureset, flavour)
+);
+INSERT INTO jobs_v7 SELECT id, source, commit_sha, recipe, arch, featureset, flavour,
+    kernel_arch, state, current_attempt, created_at, updated_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v7 RENAME TO jobs;
+CREATE INDEX jobs_by_commit ON jobs (source, recipe, arch, commit_sha);
+CREATE INDEX jobs_in_flight ON jobs (source, recipe) WHERE state IN ('queued', 'running');
+CREATE TABLE attempts_v7 (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed',
+        'infra-error', 'dep-wait', 'lost', 'cancelled', 'superseded')),
+    token TEXT,
+    worker TEXT,
+    worker_host TEXT,
+    executor TEXT,
+    created_at REAL NOT NULL,
+    published_at REAL,
+    started_at REAL,
+    ended_at REAL,
+    lease_expires REAL,
+    first_error TEXT,
+    log_path TEXT,
+    artifacts TEXT NOT NULL DEFAULT '[]',
+    stage TEXT,
+    not_before REAL,
+    retried_by TEXT,
+    retry_request TEXT UNIQUE,
+    cause TEXT,
+    UNIQUE (job_id, number)
+);
+INSERT INTO attempts_v7 (id, job_id, number, state, token, worker, worker_host, executor,
+    created_at, published_at, started_at, ended_at, lease_expires, first_error, log_path,
+    artifacts, stage, not_before, retried_by, retry_request)
+    SELECT id, job_id, number, state, token, worker, worker_host, executor,
+    created_at, published_at, started_at, ended_at, lease_expires, first_error, log_path,
+    artifacts, stage, not_before, retried_by, retry_request FROM attempts;
+DROP TABLE attempts;
+ALTER TABLE attempts_v7 RENAME TO attempts;
+CREATE INDEX attempts_by_state ON attempts (state);
+CREATE INDEX attempts_by_worker ON attempts (worker, state, ended_at);
 """,
 }
 

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,14 +202,23 @@ class State(StateReader):
     # -- submission ------------------------------------------------------------------
 
     def record_run(
-        self, run: Run, specs: Iterable[JobSpec], *, retry_failed: bool = True
+        self,
+        run: Run,
+        specs: Iterable[JobSpec],
+        *,
+        retry_failed: bool = True,
+        supersede: Collection[str] = (),
     ) -> list[int]:
         """Get-or-create the run and its jobs; return the attempt ids to enqueue.
 
         A job already queued, running or done gains nothing, nor does one whose retry
-        waits (after an infra-error or dep-wait). A failed job, or one out of infra-error
-        retries, gains a new attempt when ``retry_failed``. Calling this twice for one run
-        id is harmless.
+        waits (after an infra-error or dep-wait). A failed or lost job, or one out of
+        infra-error retries, gains a new attempt when ``retry_failed``. Calling this twice
+        for one run id is harmless.
+
+        A job queued here supersedes the jobs of its job key, source and recipe still
+        queued (not claimed) at the commits of ``supersede`` (older commits, for a
+        snapshot at HEAD): they end ``superseded`` and are never built.
         """
         now = time.time()
         to_publish: list[int] = []
@@ -240,7 +249,34 @@ class State(StateReader):
                 )
                 if attempt_id is not None:
                     to_publish.append(attempt_id)
+                    if supersede:
+                        self._supersede(db, spec, supersede, now)
         return to_publish
+
+    @staticmethod
+    def _supersede(
+        db: sqlite3.Connection, spec: JobSpec, older: Collection[str], now: float
+    ) -> None:
+        rows = db.execute(
+            "SELECT j.id, j.commit_sha, j.current_attempt FROM jobs j"
+            " JOIN attempts a ON a.id = j.current_attempt"
+            " WHERE j.source = ? AND j.recipe = ? AND j.state = 'queued' AND j.arch = ?"
+            " AND j.featureset = ? AND j.flavour = ? AND j.commit_sha != ?"
+            " AND a.state = 'queued'",
+            (spec.source, spec.recipe, spec.arch, spec.featureset, spec.flavour, spec.commit),
+        ).fetchall()
+        for row in rows:
+            if row["commit_sha"] not in older:
+                continue
+            db.execute(
+                "UPDATE attempts SET state = 'superseded', ended_at = ?, first_error = ?"
+                " WHERE id = ?",
+                (now, f"superseded by {spec.commit}", row["current_attempt"]),
+            )
+            db.execute(
+                "UPDATE jobs SET state = 'superseded', updated_at = ? WHERE id = ?",
+                (now, row["id"]),
+            )
 
     def _ensure_job(
         self, db: sqlite3.Connection, spec: JobSpec, now: float, retry_failed: bool
@@ -270,40 +306,63 @@ class State(StateReader):
                 ),
             ).lastrowid
             assert job_id is not None
-            return job_id, self._new_attempt(db, job_id, now)
-        ended = row["state"] in ("failed", CANCELLED) or (
+            return job_id, self._new_attempt(db, job_id, now, "request")
+        ended = row["state"] in ("failed", "lost", "superseded", CANCELLED) or (
             row["state"] in HOST_PROBLEMS and row["attempt_state"] != "queued"
         )
         if ended and retry_failed:
             db.execute(
                 "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?", (now, row["id"])
             )
-            return row["id"], self._new_attempt(db, row["id"], now)
+            return row["id"], self._new_attempt(db, row["id"], now, "request")
         return row["id"], None
 
     @staticmethod
     def _new_attempt(
-        db: sqlite3.Connection, job_id: int, now: float, not_before: float | None = None
+        db: sqlite3.Connection,
+        job_id: int,
+        now: float,
+        cause: str,
+        not_before: float | None = None,
     ) -> int:
-        """A new current attempt, queued; the sweep publishes it once ``not_before``."""
+        """A new current attempt, queued; the sweep publishes it once ``not_before``.
+        ``cause``: 'request' (a run asked), 'lease' (the last one was lost) or 'retry'
+        (after an infra-error or dep-wait)."""
         number = db.execute(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?", (job_id,)
         ).fetchone()[0]
         attempt_id = db.execute(
-            "INSERT INTO attempts (job_id, number, state, created_at, not_before)"
-            " VALUES (?, ?, 'queued', ?, ?)",
-            (job_id, number, now, not_before),
+            "INSERT INTO attempts (job_id, number, state, created_at, not_before, cause)"
+            " VALUES (?, ?, 'queued', ?, ?, ?)",
+            (job_id, number, now, not_before, cause),
         ).lastrowid
         assert attempt_id is not None
         db.execute("UPDATE jobs SET current_attempt = ? WHERE id = ?", (attempt_id, job_id))
         return attempt_id
 
-    def mark_published(self, attempt_ids: Iterable[int]) -> None:
+    def take_for_publishing(self, attempt_ids: Iterable[int], republish_after: float) -> list[int]:
+        """Mark as published now each attempt that is queued, due, and not published within
+        ``republish_after``; return those this call took. Only the caller that took an
+        attempt sends it, so a submission and the sweep never both publish one."""
         now = time.time()
+        taken = []
+        with self.transaction() as tx:
+            for attempt_id in attempt_ids:
+                if tx.db.execute(
+                    "UPDATE attempts SET published_at = ? WHERE id = ? AND state = 'queued'"
+                    " AND (published_at IS NULL OR published_at < ?)"
+                    " AND (not_before IS NULL OR not_before <= ?)",
+                    (now, attempt_id, now - republish_after, now),
+                ).rowcount:
+                    taken.append(attempt_id)
+        return taken
+
+    def release_publishing(self, attempt_ids: Iterable[int]) -> None:
+        """Attempts taken for publishing whose message was not sent: the next sweep's."""
         with self.transaction() as tx:
             tx.db.executemany(
-                "UPDATE attempts SET published_at = ? WHERE id = ? AND state = 'queued'",
-                [(now, a) for a in attempt_ids],
+                "UPDATE attempts SET published_at = NULL WHERE id = ? AND state = 'queued'",
+                [(a,) for a in attempt_ids],
             )
 
     def keep_matrix(
@@ -409,7 +468,7 @@ class State(StateReader):
             )
             wait = self._retry_wait(tx.db, row["job_id"], outcome)
             if wait is not None:
-                self._new_attempt(tx.db, row["job_id"], now, not_before=now + wait)
+                self._new_attempt(tx.db, row["job_id"], now, "retry", not_before=now + wait)
         return Verdict(True)
 
     def _retry_wait(self, db: sqlite3.Connection, job_id: int, outcome: str) -> float | None:
@@ -504,7 +563,7 @@ class State(StateReader):
                     " WHERE id = ?",
                     (now, f"superseded by a retry by {by}", row["current_attempt"]),
                 )
-            attempt_id = self._new_attempt(tx.db, job_id, now)
+            attempt_id = self._new_attempt(tx.db, job_id, now, "request")
             tx.db.execute(
                 "UPDATE attempts SET retried_by = ?, retry_request = ? WHERE id = ?",
                 (by, request_id, attempt_id),
@@ -550,7 +609,9 @@ class State(StateReader):
     # -- the lease sweep ---------------------------------------------------------------
 
     def expire_leases(self, max_attempts: int) -> list[int]:
-        """Mark running attempts whose lease lapsed as lost; return new attempts to enqueue."""
+        """Mark running attempts whose lease lapsed as lost; return new attempts to enqueue.
+        A job whose leases lapsed ``max_attempts`` times since a run last asked for it
+        ends ``lost``."""
         now = time.time()
         to_publish = []
         with self.transaction() as tx:
@@ -567,18 +628,30 @@ class State(StateReader):
                     " WHERE id = ?",
                     (now, error, row["id"]),
                 )
-                if row["number"] < max_attempts:
+                if self._lost_leases(db, row["job_id"]) < max_attempts:
                     db.execute(
                         "UPDATE jobs SET state = 'queued', updated_at = ? WHERE id = ?",
                         (now, row["job_id"]),
                     )
-                    to_publish.append(self._new_attempt(db, row["job_id"], now))
+                    to_publish.append(self._new_attempt(db, row["job_id"], now, "lease"))
                 else:
                     db.execute(
-                        "UPDATE jobs SET state = 'failed', updated_at = ? WHERE id = ?",
+                        "UPDATE jobs SET state = 'lost', updated_at = ? WHERE id = ?",
                         (now, row["job_id"]),
                     )
         return to_publish
+
+    @staticmethod
+    def _lost_leases(db: sqlite3.Connection, job_id: int) -> int:
+        """The job's attempts lost since a run last asked for it (that attempt included)."""
+        return int(
+            db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE job_id = ? AND state = 'lost' AND number >="
+                " (SELECT COALESCE(MAX(number), 0) FROM attempts WHERE job_id = ?"
+                " AND cause = 'request')",
+                (job_id, job_id),
+            ).fetchone()[0]
+        )
 
     def unpublished(self, republish_after: float) -> list[int]:
         """Queued attempts never published, or published so long ago the message is gone;
