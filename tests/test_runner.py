@@ -47,3 +47,15 @@ def test_a_command_that_closes_its_output_and_runs_on_still_times_out(tmp_path: 
         )
     assert result.timed_out == "timed out after 2 s"
     assert time.monotonic() - started < 10
+
+
+def test_a_command_that_closes_its_output_then_exits_ends_at_its_exit(tmp_path: Path) -> None:
+    """Its output ends before it does: it is over when it exits, not a grace period later
+    (the grace is for children still holding the pipe, and here nobody holds it). Every
+    step, noop jobs' too, paid 1.5 s whenever its exit came just after its output's end."""
+    with (tmp_path / "log").open("wb") as log:
+        result = runner.run(
+            ["sh", "-c", "exec >&- 2>&-; sleep 0.2"], log=log, timeout=60, no_output_timeout=60
+        )
+    assert result.ok
+    assert result.duration < 0.6

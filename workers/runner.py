@@ -121,18 +121,19 @@ def _stream(
     os.set_blocking(fd, False)
     last_output = last_watch = start
     exited_at: float | None = None
+    closed = False  # every writer closed the pipe: all the output is read
     logged = _size_of(log)
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
-            for _ in selector.select(timeout=0.5):
+            # Once the pipe is closed there is nothing to wait on but the exit: look often.
+            for _ in selector.select(timeout=0.05 if closed else 0.5):
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
-                    # Every writer closed the pipe; a command that did so and runs on is
-                    # still held to its timeouts, not waited for without end.
+                    # A command that closed its output and runs on is still held to its
+                    # timeouts, not waited for without end.
                     selector.unregister(fd)
-                    if process.poll() is not None:
-                        return None
+                    closed = True
                     break
                 log.write(chunk)
                 last_output = time.monotonic()
@@ -143,6 +144,8 @@ def _stream(
                     return too_much
             now = time.monotonic()
             if process.poll() is not None:
+                if closed:
+                    return None
                 # The command is over; a child still holding the pipe gets a short grace.
                 exited_at = exited_at or now
                 if now - exited_at > 1.0:
