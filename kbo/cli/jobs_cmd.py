@@ -65,9 +65,9 @@ def register(verbs: Any) -> None:
     retry = verbs.add_parser(
         "retry",
         help="give a job that ended back: a new attempt now (a manual retry)",
-        description="A new attempt now for a job that ended failed, infra-error, dep-wait "
-        "or cancelled (a lost attempt leaves its job failed), recorded as a manual retry "
-        "with who asked; automatic retries count anew from it. Exit 0 when queued, 2 for "
+        description="A new attempt now for a job that ended failed, infra-error, dep-wait, "
+        "lost (its leases lapsed max_attempts times) or cancelled, recorded as a manual "
+        "retry with who asked; automatic retries count anew from it. Exit 0 when queued, 2 for "
         "an id that names nothing or a job queued, running or succeeded, 3 when the "
         "coordinator cannot be reached.",
     )
