@@ -9,7 +9,6 @@ from typing import Any
 
 from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
-from kbo.cli.workers_cmd import LIVE_LEASES
 from kbo.config import Config, load_config
 from kbo.errors import EXIT_NOT_OK, EXIT_OK, UserError
 from kbo.orchestrator.staleness import Standing
@@ -41,35 +40,32 @@ def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
     return head, arches
 
 
-def _read(config: Config, recipe: str) -> tuple[str, list[Standing], set[str] | None]:
-    """HEAD, the standings, and the arches some live worker serves (None in embedded
-    mode, whose workers are started for each command that builds)."""
-    from kbo.cli.workers_cmd import live_since
+def _read(config: Config, recipe: str) -> tuple[str, list[Standing], frozenset[str]]:
+    """HEAD, the standings, and the tracked arches no live worker serves."""
     from kbo.orchestrator.standings import compute
     from kbo.orchestrator.state import StateReader
 
     state = StateReader.open(config.database)
     try:
         found = compute(config, recipe, state)
-        served = None if config.embedded else state.arches_served(live_since(config, time.time()))
     finally:
         state.close()
-    return found.head, found.arches, served
+    return found.head, found.arches, found.unserved
 
 
 def run(args: argparse.Namespace) -> int:
+    from kbo.orchestrator import live_workers
     from kbo.orchestrator.status_page import check_target, write_page
 
     config = load_config(args.config)
     if args.html:
         check_target(args.html)  # before any work
     recipe = args.recipe or config.default_recipe
-    head, arches, served = _read(config, recipe)
-    unserved = {a.name for a in arches if served is not None and a.name not in served}
+    head, arches, unserved = _read(config, recipe)
     now = time.time()
     if args.html:
         try:
-            write_page(args.html, config, recipe, head, arches, now)
+            write_page(args.html, config, recipe, head, arches, now, unserved)
         except OSError as e:
             raise UserError(f"cannot write the page: {e.strerror}", str(args.html)) from None
     if args.json:
@@ -107,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if unserved:
             print(
                 f"\nno worker: no live worker serves {', '.join(sorted(unserved))} (none seen "
-                f"in {LIVE_LEASES * config.lease_seconds} s; see `kbo workers`)"
+                f"in {live_workers.LIVE_LEASES * config.lease_seconds} s; see `kbo workers`)"
             )
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
 

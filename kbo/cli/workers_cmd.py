@@ -9,11 +9,10 @@ from typing import Any
 
 from kbo.cli.common import add_config_argument
 from kbo.cli.table import format_age, format_table
-from kbo.config import Config, load_config
+from kbo.config import load_config
 from kbo.errors import EXIT_OK
 
 INFRA_WINDOW = 86400  # infra-errors counted over the last day
-LIVE_LEASES = 3  # a worker not seen for this many lease_seconds is not live
 
 
 def register(verbs: Any) -> None:
@@ -31,12 +30,8 @@ def register(verbs: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def live_since(config: Config, now: float) -> float:
-    """Workers seen since then are live: ``LIVE_LEASES`` leases ago."""
-    return now - LIVE_LEASES * config.lease_seconds
-
-
 def run(args: argparse.Namespace) -> int:
+    from kbo.orchestrator.live_workers import live_since
     from kbo.orchestrator.state import StateReader
 
     config = load_config(args.config)
