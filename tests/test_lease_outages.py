@@ -152,9 +152,9 @@ def test_a_report_held_up_by_a_paused_coordinator_is_accepted(cluster: Cluster) 
 def test_builds_outlive_a_broker_down_for_three_lease_periods(
     cluster: Cluster, redis_server: RedisServer
 ) -> None:
-    """Redis stops while a build runs and comes back three lease periods later: the
-    coordinator heard nothing meanwhile, so it lapses no lease before the worker's
-    heartbeats could reach it again."""
+    """Redis stops while a build runs and comes back three lease periods later (ten
+    minutes is two at the default lease_seconds of 300): the coordinator heard nothing
+    meanwhile, so it lapses no lease before the worker's heartbeats could reach it again."""
     (cluster.control / "sleep").write_text("16")
     cluster.start_coordinator()
     cluster.start_worker("w1", "alpha")
