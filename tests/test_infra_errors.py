@@ -212,3 +212,32 @@ FLAVOURS = ("alpha-generic", "alpha-smp")
 
 def git_head(cluster: Cluster) -> str:
     return git(cluster.repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("stage", ["prepare", "executor", "step", "check artifacts"])
+def test_an_exception_in_any_stage_ends_infra_error_at_once_and_mails_no_author(
+    tmp_path: Path, redis_server: RedisServer, stage: str
+) -> None:
+    """An exception kbo did not expect (injected through tests/inject/sitecustomize.py
+    into the worker's process alone) ends the attempt infra-error, named in one line and
+    reported at once, not when its lease lapses; nothing is queued for mail."""
+    cluster = Cluster(tmp_path, broker_url=redis_server.url, infra_retries=0)
+    try:
+        cluster.start_coordinator()
+        plain_env = cluster.env
+        cluster.env = plain_env | {
+            "PYTHONPATH": str(Path(__file__).parent / "inject"),
+            "KBO_TEST_RAISE_AT": stage,
+        }
+        cluster.start_worker("w1", "alpha")
+        cluster.env = plain_env
+        run = cluster.submit("--arch", "alpha", "--flavour", "alpha-smp", "--wait", timeout=60)
+        (job,) = run["jobs"]
+        assert job["state"] == "infra-error", job
+        assert job["first_error"].startswith("internal error: RuntimeError: injected as the stage")
+        (attempt,) = cluster.attempts()
+        assert attempt["ended_at"] - attempt["started_at"] < 3  # leases here are 4 s
+        assert cluster.query("SELECT * FROM outbox") == []
+        assert cluster.status()["alpha"]["state"] != "FAILING"
+    finally:
+        cluster.stop_all()
