@@ -9,9 +9,9 @@ from typing import Any
 
 from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
-from kbo.cli.workers_cmd import LIVE_LEASES
 from kbo.config import Config, load_config
 from kbo.errors import EXIT_NOT_OK, EXIT_OK, UserError
+from kbo.orchestrator.documents import LIVE_LEASES, StatusReport
 from kbo.orchestrator.staleness import Standing
 
 
@@ -35,28 +35,6 @@ def register(verbs: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
-    """HEAD of the tracked branch, and the standing of every tracked arch against it."""
-    head, arches, _ = _read(config, recipe)
-    return head, arches
-
-
-def _read(config: Config, recipe: str) -> tuple[str, list[Standing], set[str] | None]:
-    """HEAD, the standings, and the arches some live worker serves (None in embedded
-    mode, whose workers are started for each command that builds)."""
-    from kbo.cli.workers_cmd import live_since
-    from kbo.orchestrator.standings import compute
-    from kbo.orchestrator.state import StateReader
-
-    state = StateReader.open(config.database)
-    try:
-        found = compute(config, recipe, state)
-        served = None if config.embedded else state.arches_served(live_since(config, time.time()))
-    finally:
-        state.close()
-    return found.head, found.arches, served
-
-
 def run(args: argparse.Namespace) -> int:
     from kbo.orchestrator.status_page import check_target, write_page
 
@@ -64,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         check_target(args.html)  # before any work
     recipe = args.recipe or config.default_recipe
-    head, arches, served = _read(config, recipe)
-    unserved = {a.name for a in arches if served is not None and a.name not in served}
+    report = _read(config, recipe)
+    head, arches, unserved = report.head, report.arches, report.unserved
     now = time.time()
     if args.html:
         try:
@@ -73,19 +51,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise UserError(f"cannot write the page: {e.strerror}", str(args.html)) from None
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "head": head,
-                    "branch": config.branch,
-                    "recipe": recipe,
-                    "arches": [a.to_json(now) | {"no_worker": a.name in unserved} for a in arches],
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(report.to_json(now), indent=2))
     else:
-        print(f"{config.repository} {config.branch} at {head[:12]}, recipe {recipe}\n")
+        print(f"{config.repository} {report.branch} at {head[:12]}, recipe {recipe}\n")
         rows = [
             _row(s, now, no_worker=s is a and a.name in unserved)
             for a in arches
@@ -105,11 +73,23 @@ def run(args: argparse.Namespace) -> int:
             for flavour in cancelled:
                 print(f"  {flavour.name}: {flavour.cancelled}")
         if unserved:
+            seen = f"in {LIVE_LEASES * config.lease_seconds} s"
             print(
                 f"\nno worker: no live worker serves {', '.join(sorted(unserved))} (none seen "
-                f"in {LIVE_LEASES * config.lease_seconds} s; see `kbo workers`)"
+                f"{seen}; see `kbo workers`)"
             )
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
+
+
+def _read(config: Config, recipe: str) -> StatusReport:
+    from kbo.orchestrator import documents
+    from kbo.orchestrator.state import StateReader
+
+    state = StateReader.open(config.database)
+    try:
+        return documents.status(config, recipe, state)
+    finally:
+        state.close()
 
 
 def print_host_problems(arch: Standing, now: float) -> None:
