@@ -30,6 +30,7 @@ LINKED = {path.resolve() for path in list(PACKAGE_DIRS.values())[1:]}
 # the other; the shared layers import neither side.
 FORBIDDEN = {
     "kbo.cli": (),
+    "kbo.web": ("kbo.workers", "kbo.cli"),
     "kbo.orchestrator": ("kbo.workers", "kbo.cli"),
     "kbo.workers": ("kbo.orchestrator", "kbo.cli"),
     "kbo.messaging": ("kbo.orchestrator", "kbo.workers", "kbo.cli"),

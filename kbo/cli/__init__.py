@@ -24,6 +24,7 @@ from kbo.cli import (
     status_cmd,
     submit_cmd,
     token_cmd,
+    web_cmd,
     worker_cmd,
     workers_cmd,
 )
@@ -70,6 +71,7 @@ def build_parser() -> Parser:
         worker_cmd,
         workers_cmd,
         coordinator_cmd,
+        web_cmd,
         token_cmd,
         chroot_cmd,
         import_cmd,
