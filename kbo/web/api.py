@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
-from kbo import recipes
+from kbo import arches, recipes
 from kbo.config import Config
 from kbo.errors import UserError
 from kbo.orchestrator import documents
@@ -25,6 +25,7 @@ from kbo.web.relay import Refused, Relay
 from kbo.web.sources import check_source
 
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+GLOB_CHARACTERS = set("*?[")
 JOB_ID = re.compile(r"[1-9][0-9]{0,17}")  # below SQLite's largest integer
 
 
@@ -160,6 +161,10 @@ def run(config: Settings, _: Reader, run: str) -> dict[str, Any]:
 )
 def submit(request: Request, config: Settings, who: Maintainer, body: SubmitBody) -> dict[str, Any]:
     source = check_source(config, body.source)
+    known = arches.supported()
+    for name in body.arches:
+        if not GLOB_CHARACTERS & set(name) and name not in known:
+            raise HTTPException(422, f"arches: unknown architecture {name}")
     asked = body.model_dump() | {"source": source}
     return _relayed(_relay(request).submit, asked, who.name)
 

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from kbo.text import in_units
+
 log = logging.getLogger("kbo.web")
 
 Scope = MutableMapping[str, Any]
@@ -50,7 +52,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = f"the request body is over {self.limit >> 10} KiB"
+        too_large = f"the request body is over {in_units(self.limit)}"
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _answer(send, 413, too_large)
