@@ -7,10 +7,11 @@ import json
 import time
 from typing import Any
 
+from kbo.cli.client import Server, add_server_argument, server_of
 from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
 from kbo.config import Config, load_config
-from kbo.errors import EXIT_NOT_OK, EXIT_OK, UserError
+from kbo.errors import EXIT_NOT_OK, EXIT_OK, InfraError, UserError
 from kbo.orchestrator.documents import LIVE_LEASES, StatusReport
 from kbo.orchestrator.staleness import Standing
 
@@ -32,6 +33,7 @@ def register(verbs: Any) -> None:
     parser.add_argument("--flavours", action="store_true", help="one row per flavour")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--html", type=path, metavar="FILE", help="also write a static status page")
+    add_server_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -41,8 +43,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.html:
         check_target(args.html)  # before any work
-    recipe = args.recipe or config.default_recipe
-    report = _read(config, recipe)
+    server = server_of(args, config)
+    if server is None:
+        recipe = args.recipe or config.default_recipe
+        report, where = _read(config, recipe), config.repository
+    else:
+        report, where = _ask(server, args.recipe), server.url
+        recipe = report.recipe
     head, arches, unserved = report.head, report.arches, report.unserved
     now = time.time()
     if args.html:
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(now), indent=2))
     else:
-        print(f"{config.repository} {report.branch} at {head[:12]}, recipe {recipe}\n")
+        print(f"{where} {report.branch} at {head[:12]}, recipe {recipe}\n")
         rows = [
             _row(s, now, no_worker=s is a and a.name in unserved)
             for a in arches
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             for flavour in cancelled:
                 print(f"  {flavour.name}: {flavour.cancelled}")
         if unserved:
-            seen = f"in {LIVE_LEASES * config.lease_seconds} s"
+            seen = "lately" if server else f"in {LIVE_LEASES * config.lease_seconds} s"
             print(
                 f"\nno worker: no live worker serves {', '.join(sorted(unserved))} (none seen "
                 f"{seen}; see `kbo workers`)"
@@ -90,6 +97,17 @@ def _read(config: Config, recipe: str) -> StatusReport:
         return documents.status(config, recipe, state)
     finally:
         state.close()
+
+
+def _ask(server: Server, recipe: str | None) -> StatusReport:
+    """The same report, from ``kbo web``."""
+    from urllib.parse import quote
+
+    doc = server.get("/api/status" + (f"?recipe={quote(recipe)}" if recipe else ""))
+    try:
+        return StatusReport.from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InfraError(f"{server.url} answered with no status document: is it kbo web?") from None
 
 
 def print_host_problems(arch: Standing, now: float) -> None:
