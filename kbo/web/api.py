@@ -37,6 +37,7 @@ class Detail(BaseModel):
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {
+        400: "a body that cannot be read as JSON at all (not UTF-8)",
         401: "no token, or an unknown or revoked one",
         403: "the token's role may not do this, or the source is not allowed",
         404: "no such run, job or attempt",
@@ -49,7 +50,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 READ = _errors(401, 404)
-CHANGE = _errors(401, 403, 404, 409, 413)
+CHANGE = _errors(400, 401, 403, 404, 409, 413)
 
 Reader = Annotated[TokenInfo | None, Depends(may_read)]
 Maintainer = Annotated[TokenInfo, Depends(maintainer)]

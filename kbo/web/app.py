@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -46,7 +47,28 @@ def create_app(config: Config) -> FastAPI:
     # Outermost first: the last line catches whatever the body limit or the app lets out.
     app.add_middleware(BodyLimit)
     app.add_middleware(LastLine)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description, saying that reading needs no token when ``read_access`` is
+    public: a GET's security then also allows none (``{}``)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        config: Config = app.state.config
+        if config.read_access == "public":
+            for operations in schema.get("paths", {}).values():
+                get = operations.get("get")
+                if get is not None and get.get("security"):
+                    get["security"] = [{}, *get["security"]]
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _where(location: tuple[Any, ...]) -> str:
