@@ -73,14 +73,17 @@ class Web:
         )
 
 
+def web_cluster(tmp: Path, redis_server: RedisServer, **settings: Any) -> tuple[Cluster, int]:
+    port = free_port()
+    return Cluster(tmp, broker_url=redis_server.url, web_port=port, **settings), port
+
+
 @pytest.fixture
 def web(tmp_path: Path, redis_server: RedisServer) -> Iterator[Web]:
-    port = free_port()
-    cluster = Cluster(tmp_path, broker_url=redis_server.url, web_port=port)
-    web = Web(cluster, port)
+    web = Web(*web_cluster(tmp_path, redis_server))
     web.start()
     yield web
-    cluster.stop_all()
+    web.cluster.stop_all()
 
 
 def ended(web: Web, run_id: str) -> dict[str, Any]:
@@ -218,8 +221,7 @@ def test_retry_and_cancel_go_to_the_coordinator_as_the_verbs_send_them(web: Web)
 def test_reading_needs_a_token_when_read_access_is_token(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    port = free_port()
-    cluster = Cluster(tmp_path, broker_url=redis_server.url, web_port=port, read_access="token")
+    cluster, port = web_cluster(tmp_path, redis_server, read_access="token")
     web = Web(cluster, port)
     try:
         web.start()
