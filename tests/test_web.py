@@ -157,6 +157,11 @@ def test_tokens_and_roles_are_checked_before_anything_is_sent(web: Web) -> None:
     again = web.cluster.kbo("token", "revoke", "alice")
     assert again.returncode == 2 and again.stderr == "kbo: alice has no live token\n"
     assert web.token not in web.cluster.log("web")
+    bad = web.cluster.kbo("token", "add", "../etc", "--role", "admin")
+    assert bad.returncode == 2 and bad.stderr.startswith("kbo: '../etc' is not a token name")
+    busy = web.cluster.kbo("web")  # its port is taken by the one running
+    assert busy.returncode == 3
+    assert busy.stderr.splitlines()[-1] == f"kbo: kbo web could not serve on {web.url[7:]}"
 
 
 def test_bad_requests_are_refused_in_one_line(web: Web) -> None:

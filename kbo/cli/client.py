@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kbo.cli.common import text
 from kbo.config import Config
 from kbo.errors import InfraError, KboError, UserError
 
@@ -19,6 +20,7 @@ def add_server_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
         metavar="URL",
+        type=text,
         help="ask this kbo web service instead of the broker (default: the server setting)",
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kbo.cli.common import add_config_argument, setup_logging
 from kbo.config import load_config
-from kbo.errors import EXIT_OK, UserError
+from kbo.errors import EXIT_OK, InfraError, UserError
 
 
 def register(verbs: Any) -> None:
@@ -36,5 +36,11 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     StateReader.open(config.database).close()  # refuse a bad database before listening
     setup_logging()
-    serve(config)
+    try:
+        serve(config)
+    except SystemExit as e:  # uvicorn's way of saying it could not start (logged above)
+        if e.code:
+            raise InfraError(
+                f"kbo web could not serve on {config.web_listen}:{config.web_port}"
+            ) from None
     return EXIT_OK
