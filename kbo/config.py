@@ -129,6 +129,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         tuple[Annotated[str, msgspec.Meta(pattern=f"^{NAME}:.+@.+$")], ...],
         _s('more recipients per arch, as "arch:address"'),
     ] = ()
+    admin_mail_to: Annotated[
+        tuple[str, ...], _s("who hears of a host failing builds (repeated infra-errors)")
+    ] = ()
+    host_alert_errors: Annotated[
+        int, _s("infra-errors on one host within a day that mail admin_mail_to, once", ge=1)
+    ] = 3
     mail_authors: Annotated[
         int, _s("1 also mails the authors of the suspect commits", ge=0, le=1)
     ] = 0

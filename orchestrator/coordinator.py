@@ -294,6 +294,7 @@ class Coordinator:
                 found.head,
                 found.arches,
                 time.time(),
+                found.unserved,
             )
         except Exception:  # the page must never cost a report
             log.exception("writing the status page %s failed", self.config.status_page)

@@ -3,23 +3,17 @@ for the CLI and for ``kbo web``'s API alike, from the state database read-only."
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbo.config import Config
+from kbo.orchestrator import live_workers
 from kbo.orchestrator.staleness import Standing
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the reader when it reads
     from kbo.orchestrator.state import StateReader
 
 INFRA_WINDOW = 86400  # infra-errors counted over the last day
-LIVE_LEASES = 3  # a worker not seen for this many lease_seconds is not live
-
-
-def live_since(config: Config, now: float) -> float:
-    """Workers seen since then are live: ``LIVE_LEASES`` leases ago."""
-    return now - LIVE_LEASES * config.lease_seconds
 
 
 @dataclass(frozen=True)
@@ -31,7 +25,7 @@ class StatusReport:
     branch: str
     recipe: str
     arches: list[Standing]
-    unserved: set[str]
+    unserved: frozenset[str]
 
     def to_json(self, now: float) -> dict[str, Any]:
         return {
@@ -48,7 +42,7 @@ class StatusReport:
         """The inverse of ``to_json`` (a client of ``kbo web``); a KeyError or TypeError
         for anything else."""
         arches = [Standing.from_json(a) for a in doc["arches"]]
-        unserved = {a["name"] for a in doc["arches"] if a["no_worker"]}
+        unserved = frozenset(a["name"] for a in doc["arches"] if a["no_worker"])
         return cls(str(doc["head"]), str(doc["branch"]), str(doc["recipe"]), arches, unserved)
 
 
@@ -57,16 +51,12 @@ def status(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tru
     from kbo.orchestrator.standings import compute
 
     found = compute(config, recipe, state, fetch=fetch)
-    unserved: set[str] = set()
-    if not config.embedded:
-        served = state.arches_served(live_since(config, time.time()))
-        unserved = {a.name for a in found.arches if a.name not in served}
-    return StatusReport(found.head, config.branch, recipe, found.arches, unserved)
+    return StatusReport(found.head, config.branch, recipe, found.arches, found.unserved)
 
 
 def workers(config: Config, state: StateReader, now: float) -> list[dict[str, Any]]:
     """Every worker that announced itself, with whether it is live."""
-    since = live_since(config, now)
+    since = live_workers.live_since(config, now)
     return [
         w.to_json() | {"live": w.info.last_seen >= since}
         for w in state.workers(infra_since=now - INFRA_WINDOW)

@@ -12,13 +12,18 @@ jobs may be in flight, arches go in this order:
 
 So alpha, hppa and mips cannot be starved by arches that build quickly: every run
 takes the arches furthest behind, and an arch that waited climbs the order.
+
+An arch that no live worker serves gets one pending job and no more: a snapshot queues
+one of its jobs when none is queued or running, and nothing while one is. Its jobs take
+no share of ``max_jobs``, which is for capacity that exists: otherwise an arch whose
+hosts are gone would use the budget up for good.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from kbo.errors import UserError
@@ -101,6 +106,7 @@ class Decision:
     waiting: tuple[str, ...] = ()  # what it needs but leaves for a later run
     over_limit: str | None = None
     retry: bool = False  # its jobs at HEAD failed: a retry, ranked after untried arches
+    no_worker: bool = False  # no live worker serves the arch: one pending job at most
     why: str = ""
 
     @property
@@ -123,19 +129,33 @@ def plan(
     history: Sequence[Commit],
     needs: Mapping[str, Need],
     *,
-    in_flight: int,
+    in_flight: Mapping[str, int],
     max_jobs: int | None,
     limits: Mapping[str, Limit],
     now: float,
+    unserved: Set[str] = frozenset(),
 ) -> SnapshotPlan:
-    """Decide, arch by arch, what to submit; ``in_flight`` counts jobs already queued or
-    running for this source and recipe, which use up ``max_jobs`` too."""
-    budget = None if max_jobs is None else max(0, max_jobs - in_flight)
+    """Decide, arch by arch, what to submit; ``in_flight`` counts, per arch, the jobs
+    already queued or running for this source and recipe, which use up ``max_jobs`` too,
+    except those of the ``unserved`` arches, which no live worker serves."""
+    busy = sum(n for arch, n in in_flight.items() if arch not in unserved)
+    budget = None if max_jobs is None else max(0, max_jobs - busy)
     decisions = [_decision(s, history, needs, limits, now) for s in standings]
     left = math.inf if budget is None else budget
     for decision in sorted(decisions, key=_priority):
         need = needs.get(decision.arch)
         if need is None or not need.jobs:
+            continue
+        if decision.arch in unserved:
+            pending = in_flight.get(decision.arch, 0)
+            decision.no_worker = True
+            decision.jobs = () if pending else need.jobs[:1]
+            decision.waiting = need.jobs[len(decision.jobs) :]
+            decision.why = (
+                "no live worker serves it: its queued job waits for one"
+                if pending
+                else "no live worker serves it: one job queued to wait for one"
+            )
             continue
         if decision.over_limit and not decision.retry:
             decision.jobs = need.jobs

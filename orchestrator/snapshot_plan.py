@@ -42,6 +42,7 @@ def plan_at_head(
         max_jobs=max_jobs,
         limits=limits,
         now=now,
+        unserved=found.unserved,
     )
     reply: dict[str, Any] = {
         "head": found.head,

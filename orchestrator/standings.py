@@ -10,6 +10,7 @@ is behind, and the cost does not grow with the length of the history.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from kbo import recipes
 from kbo.config import Config
 from kbo.errors import UserError
+from kbo.orchestrator import live_workers
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.staleness import Commit, Flavour, Standing, assess
 from kbo.orchestrator.state import JobResult, StateReader
@@ -39,7 +41,9 @@ class Standings:
     version: str  # the package version at HEAD, from debian/changelog
     # What kbo recorded at HEAD for the tracked arches: (arch, featureset, flavour) -> state.
     states_at_head: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    in_flight: int = 0  # jobs of this recipe queued or running, at any commit
+    # Per arch, the jobs of this recipe queued or running, at any commit.
+    in_flight: dict[str, int] = field(default_factory=dict)
+    unserved: frozenset[str] = frozenset()  # tracked arches no live worker serves
 
 
 def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = True) -> Standings:
@@ -95,6 +99,7 @@ def compute(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tr
         matrices.at(head)[0],
         states_at_head,
         state.in_flight(source, recipe),
+        live_workers.unserved(config, state, tracked, time.time()),
     )
 
 

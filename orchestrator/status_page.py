@@ -2,7 +2,8 @@
 
 A flavour its hosts failed (infra-error) or that waits for a host with its Build-Depends
 (dep-wait) says so in its cell, with the error as the cell's title, under the admins'
-eyes: it is never the commit's failure, so never red for it."""
+eyes: it is never the commit's failure, so never red for it. So does a flavour whose job
+at HEAD was cancelled, and an arch that no live worker serves says "no worker"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Set
 from pathlib import Path
 
 from kbo.config import Config
@@ -26,15 +28,20 @@ COLOURS = {
 }
 
 
-def render(title: str, head: str, standings: list[Standing], now: float) -> str:
+def render(
+    title: str,
+    head: str,
+    standings: list[Standing],
+    now: float,
+    unserved: Set[str] = frozenset(),
+) -> str:
     width = max((len(s.flavours) for s in standings), default=0)
     rows = []
     for arch in standings:
         cells = [_cell(f.name.split("/", 1)[1], f) for f in arch.flavours]
         cells += ["<td></td>"] * (width - len(arch.flavours))
-        rows.append(
-            f"<tr><th>{html.escape(arch.name)}</th>{_cell(arch.state, arch)}{''.join(cells)}</tr>"
-        )
+        state = _cell(arch.state, arch, no_worker=arch.name in unserved)
+        rows.append(f"<tr><th>{html.escape(arch.name)}</th>{state}{''.join(cells)}</tr>")
     legend = " ".join(
         f'<span class="c" style="background:{c}">{s}</span>' for s, c in COLOURS.items()
     )
@@ -53,7 +60,8 @@ td.s {{ color: white; }}
 <p>HEAD {html.escape(head[:12])}; generated {generated}. Each cell: state, and how many
 commits HEAD is ahead of the last successful build; <b>infra-error</b> (a host or service
 failed the build) or <b>dep-wait</b> (no host has its Build-Depends yet) when the hosts,
-not the commit, kept it from building at HEAD.</p>
+not the commit, kept it from building at HEAD; <b>cancelled</b> when a maintainer
+cancelled its job at HEAD; <b>no worker</b> when no live worker serves the arch.</p>
 <p>{legend}</p>
 <table>
 <tr><th>arch</th><th>state</th><th colspan="{width}">flavours</th></tr>
@@ -63,26 +71,38 @@ not the commit, kept it from building at HEAD.</p>
 """
 
 
-def _cell(label: str, standing: Standing) -> str:
+def _cell(label: str, standing: Standing, *, no_worker: bool = False) -> str:
     behind = "" if standing.commits_behind is None else f" ({standing.commits_behind} behind)"
     colour = COLOURS[standing.state]
     problem = standing.host_problem
+    notes = [
+        *([problem.state] if problem else []),
+        *(["cancelled"] if standing.cancelled else []),
+        *(["no worker"] if no_worker else []),
+    ]
     text = (
         f"{label}: {standing.state}{behind}"
         if label != standing.state
         else f"{standing.state}{behind}"
-    ) + (f"; {problem.state}" if problem else "")
-    title = f' title="{html.escape(problem.error or problem.state)}"' if problem else ""
+    ) + "".join(f"; {note}" for note in notes)
+    why = (problem.error or problem.state) if problem else standing.cancelled
+    title = f' title="{html.escape(why)}"' if why else ""
     return f'<td class="s" style="background:{colour}"{title}>{html.escape(text)}</td>'
 
 
 def write_page(
-    path: Path, config: Config, recipe: str, head: str, standings: list[Standing], now: float
+    path: Path,
+    config: Config,
+    recipe: str,
+    head: str,
+    standings: list[Standing],
+    now: float,
+    unserved: Set[str] = frozenset(),
 ) -> None:
     """The page for the tracked repository and branch, for `kbo status --html` and the
     coordinator's ``status_page``."""
     title = f"kbo: {config.repository} {config.branch}, recipe {recipe}"
-    write(path, render(title, head, standings, now))
+    write(path, render(title, head, standings, now, unserved))
 
 
 def check_target(path: Path) -> None:

@@ -6,6 +6,7 @@ its build and reports nothing."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import threading
@@ -310,5 +311,46 @@ def test_a_coordinator_killed_while_it_handles_a_claim_or_a_report_costs_no_rebu
         assert [(a["number"], a["state"]) for a in attempts] == [(1, "succeeded")], [
             dict(a) for a in attempts
         ]
+    finally:
+        cluster.stop_all()
+
+
+def test_a_request_a_killed_coordinator_held_is_handled_once_when_it_starts_again(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The coordinator takes a client's submit and is killed before it answers. The next
+    coordinator puts the message it held back on its queue at start, instead of leaving it
+    to the broker's visibility timeout (hours): the waiting client gets its answer, and the
+    run is recorded once."""
+    cluster = Cluster(tmp_path, broker_url=redis_server.url, lease_seconds=LEASE)
+    try:
+        cluster.start_coordinator()
+        held = database_held(cluster)
+        held.__enter__()
+        client = subprocess.Popen(
+            [str(KBO), "submit", "--json", "--arch", "alpha", "--flavour", "alpha-smp"],
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(
+            lambda: taken_unacknowledged(redis_server, "kbo.submit"),
+            60,
+            "the coordinator to take kbo.submit",
+        )
+        cluster.kill("coordinator")
+        held.__exit__(None, None, None)
+        assert client.poll() is None  # still waiting for its answer
+        restarted = time.monotonic()
+        cluster.start_coordinator()
+        out, err = client.communicate(timeout=60)
+        assert client.returncode == 0, err
+        assert time.monotonic() - restarted < 30
+        (job,) = json.loads(out)["jobs"]
+        assert (job["arch"], job["flavour"]) == ("alpha", "alpha-smp")
+        assert "1 message(s) a coordinator took and never answered" in cluster.log("coordinator")
+        assert len(cluster.query("SELECT id FROM runs")) == 1
+        assert not taken_unacknowledged(redis_server, "kbo.submit")
     finally:
         cluster.stop_all()

@@ -240,6 +240,31 @@ def test_after_an_outage_the_failure_goes_out_before_the_fix_that_answers_it(
     ]
 
 
+def test_a_host_that_keeps_failing_builds_mails_its_admins_once_and_no_author(
+    tmp_path: Path,
+) -> None:
+    """Four infra-errors on one host within a day, each at a commit of its own: the
+    third queues one mail to ``admin_mail_to`` naming the host and what failed; the
+    fourth queues none; no author, and no list, hears of any of them."""
+    outbox = make_outbox(tmp_path, admin_mail_to=["buildd-admin@example.org"])
+    try:
+        for i in range(4):
+            commit = commit_as(outbox.repo, "Grace Hopper", f"alpha: change {i}")
+            outbox.build(commit, "infra-error", error=f"No space left on device ({i})")
+            kinds = [m.kind for m in outbox.state.outbox(include_sent=True)]
+            assert kinds == ([] if i < 2 else ["host"]), (i, kinds)
+        with SmtpServer(outbox.smtp_port) as inbox:
+            flush_until(outbox, inbox, 1)
+            time.sleep(0.5)
+        ((recipients, message),) = inbox.messages
+        assert recipients == ["buildd-admin@example.org"]
+        assert inbox.subjects() == ["[kbo] host test: 3 infra-errors in a day"]
+        text = body(message)
+        assert "No space left on device (2)" in text and "alpha_none_alpha-smp" in text
+    finally:
+        outbox.state.close()
+
+
 def test_a_mail_has_one_sender_until_its_claim_expires(outbox: Outbox) -> None:
     with outbox.state.transaction() as tx:
         mail = tx.queue_mail("digest", {"subject": "s", "body": "b", "recipients": []}, 1, due=1)

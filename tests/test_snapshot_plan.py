@@ -35,7 +35,7 @@ def test_the_arches_furthest_behind_go_first() -> None:
     arches = [standing("amd64", 1), standing("alpha", 3), standing("hppa", 2), standing("mips", 3)]
     result = plan(
         arches, HISTORY, one_job("amd64", "alpha", "hppa", "mips"),
-        in_flight=0, max_jobs=2, limits={}, now=NOW,
+        in_flight={}, max_jobs=2, limits={}, now=NOW,
     )  # fmt: skip
     assert queued(result) == ["alpha", "mips"]
     waiting = {d.arch: d.why for d in result.decisions if d.waiting}
@@ -46,7 +46,7 @@ def test_the_arches_furthest_behind_go_first() -> None:
 def test_never_built_counts_as_the_whole_history() -> None:
     arches = [standing("alpha", 4), standing("hppa", None)]
     result = plan(
-        arches, HISTORY, one_job("alpha", "hppa"), in_flight=0, max_jobs=1, limits={}, now=NOW
+        arches, HISTORY, one_job("alpha", "hppa"), in_flight={}, max_jobs=1, limits={}, now=NOW
     )
     assert queued(result) == ["hppa"]
     assert result.decisions[1].behind == 5
@@ -56,7 +56,7 @@ def test_equal_commits_behind_the_longer_stale_goes_first() -> None:
     old = Standing("mips", "STALE", HISTORY[2], 2, NOW - 10 * DAY)
     new = Standing("alpha", "STALE", HISTORY[2], 2, NOW - DAY)
     result = plan(
-        [new, old], HISTORY, one_job("alpha", "mips"), in_flight=0, max_jobs=1, limits={}, now=NOW
+        [new, old], HISTORY, one_job("alpha", "mips"), in_flight={}, max_jobs=1, limits={}, now=NOW
     )
     assert queued(result) == ["mips"]
 
@@ -66,12 +66,12 @@ def test_an_arch_over_max_staleness_is_always_built_and_says_why() -> None:
     limits = parse_limits(["mips:0", "*:10"], "kbo.toml")
     result = plan(
         arches, HISTORY, one_job("alpha", "hppa", "mips"),
-        in_flight=0, max_jobs=2, limits=limits, now=NOW,
+        in_flight={}, max_jobs=2, limits=limits, now=NOW,
     )  # fmt: skip
     assert sorted(queued(result)) == ["alpha", "mips"]  # mips first, then the stalest
     over = plan(
         arches, HISTORY, one_job("alpha", "hppa", "mips"),
-        in_flight=5, max_jobs=2, limits=limits, now=NOW,
+        in_flight={"alpha": 5}, max_jobs=2, limits=limits, now=NOW,
     )  # fmt: skip
     assert queued(over) == ["mips"]  # even with no capacity left
     mips = next(d for d in result.decisions if d.arch == "mips")
@@ -99,9 +99,9 @@ def test_a_failure_at_head_is_retried_only_with_spare_capacity() -> None:
     arches = [standing("alpha", 3, "FAILING"), standing("hppa", 1)]
     needs_ = one_job("alpha", "hppa", failed=("alpha",))
     limits = {"*": Limit(commits=0)}
-    tight = plan(arches, HISTORY, needs_, in_flight=0, max_jobs=1, limits=limits, now=NOW)
+    tight = plan(arches, HISTORY, needs_, in_flight={}, max_jobs=1, limits=limits, now=NOW)
     assert queued(tight) == ["hppa"]
-    roomy = plan(arches, HISTORY, needs_, in_flight=0, max_jobs=5, limits=limits, now=NOW)
+    roomy = plan(arches, HISTORY, needs_, in_flight={}, max_jobs=5, limits=limits, now=NOW)
     assert queued(roomy) == ["alpha", "hppa"]
     assert "retried with spare capacity" in roomy.decisions[0].why
 
@@ -109,12 +109,24 @@ def test_a_failure_at_head_is_retried_only_with_spare_capacity() -> None:
 def test_jobs_in_flight_use_up_the_capacity() -> None:
     arches = [standing("alpha", 2), standing("hppa", 2)]
     result = plan(
-        arches, HISTORY, one_job("alpha", "hppa"), in_flight=2, max_jobs=2, limits={}, now=NOW
+        arches,
+        HISTORY,
+        one_job("alpha", "hppa"),
+        in_flight={"alpha": 1, "hppa": 1},
+        max_jobs=2,
+        limits={},
+        now=NOW,
     )
     assert result.budget == 0
     assert queued(result) == []
     unlimited = plan(
-        arches, HISTORY, one_job("alpha", "hppa"), in_flight=2, max_jobs=None, limits={}, now=NOW
+        arches,
+        HISTORY,
+        one_job("alpha", "hppa"),
+        in_flight={"alpha": 1, "hppa": 1},
+        max_jobs=None,
+        limits={},
+        now=NOW,
     )
     assert queued(unlimited) == ["alpha", "hppa"]
 
@@ -122,7 +134,7 @@ def test_jobs_in_flight_use_up_the_capacity() -> None:
 def test_an_arch_is_split_when_capacity_ends_inside_it() -> None:
     arches = [standing("mips", 2)]
     need = {"mips": Need(("mips_none_4kc-malta", "mips_none_5kc-malta", "mips_none_octeon"), False)}
-    result = plan(arches, HISTORY, need, in_flight=0, max_jobs=2, limits={}, now=NOW)
+    result = plan(arches, HISTORY, need, in_flight={}, max_jobs=2, limits={}, now=NOW)
     assert result.jobs == ["mips_none_4kc-malta", "mips_none_5kc-malta"]
     assert result.decisions[0].waiting == ("mips_none_octeon",)
 
@@ -160,7 +172,7 @@ def test_the_digest_flags_what_the_planner_forces_a_never_built_arch_included() 
     assert subject.endswith("2 arches not built at c4, 1 over max_staleness")
     assert "alpha      NEVER    never built, 5 commits behind" in text
     assert "OVER LIMIT: stale 4.0 days, over max_staleness 3d" in text
-    forced = plan(arches, HISTORY, one_job("alpha", "hppa"), in_flight=0, max_jobs=1,
+    forced = plan(arches, HISTORY, one_job("alpha", "hppa"), in_flight={}, max_jobs=1,
                   limits=parse_limits(config.max_staleness, "x"), now=NOW)  # fmt: skip
     assert [d.arch for d in forced.decisions if d.over_limit] == ["alpha"]
 
@@ -175,9 +187,33 @@ def test_a_job_that_failed_at_head_retry_failed_times_is_left_for_a_new_commit()
     assert twice == Need(("mips_none_4kc-malta",), True, ("mips_none_octeon",))
     result = plan(
         [standing("mips", 2, "FAILING")], HISTORY, {"mips": once},
-        in_flight=0, max_jobs=None, limits={}, now=NOW,
+        in_flight={}, max_jobs=None, limits={}, now=NOW,
     )  # fmt: skip
     assert queued(result) == []
     assert (
         result.decisions[0].why == "failed at HEAD: not retried until a new commit (retry_failed)"
     )
+
+
+def test_an_arch_no_worker_serves_gets_one_pending_job_outside_the_budget() -> None:
+    """alpha's hosts are gone: a snapshot queues one of its jobs, and nothing more while
+    that one waits; its queued job takes none of ``max_jobs`` from the arches that build."""
+    arches = [standing("alpha", 3), standing("hppa", 2)]
+    two = {
+        "alpha": Need(("alpha_none_alpha-generic", "alpha_none_alpha-smp"), False),
+        "hppa": Need(("hppa_none_parisc",), False),
+    }
+    first = plan(
+        arches, HISTORY, two, in_flight={}, max_jobs=1, limits={}, now=NOW,
+        unserved={"alpha"},
+    )  # fmt: skip
+    alpha, hppa = first.decisions
+    assert alpha.jobs == ("alpha_none_alpha-generic",) and alpha.no_worker
+    assert alpha.waiting == ("alpha_none_alpha-smp",) and "no live worker" in alpha.why
+    assert hppa.jobs == ("hppa_none_parisc",)
+    later = plan(
+        arches, HISTORY, {"alpha": Need(("alpha_none_alpha-smp",), False)},
+        in_flight={"alpha": 1}, max_jobs=1, limits={}, now=NOW, unserved={"alpha"},
+    )  # fmt: skip
+    assert later.budget == 1 and later.jobs == []
+    assert "its queued job waits for one" in later.decisions[0].why

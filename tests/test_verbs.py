@@ -202,6 +202,26 @@ def test_status_flags_an_arch_no_live_worker_serves(cluster: Cluster) -> None:
     mips = next(line for line in text.splitlines() if line.startswith("mips "))
     assert mips.endswith("no worker")
     assert "no worker: no live worker serves mips (none seen in 12 s" in text
+    page = cluster.tmp / "status.html"
+    assert cluster.kbo("status", "--html", page).returncode == 1
+    mips_row = next(row for row in page.read_text().split("<tr>") if "<th>mips</th>" in row)
+    assert "no worker" in mips_row
+
+
+def test_snapshots_keep_one_pending_job_for_an_arch_no_live_worker_serves(
+    cluster: Cluster,
+) -> None:
+    cluster.start_coordinator()
+    cluster.start_worker("w-alpha-hppa", "alpha,hppa")
+    wait_for(lambda: workers(cluster), 30, "the worker's announcement")
+    for queued in (1, 0):
+        result = cluster.kbo("snapshot", "--json", "--max-jobs", "1")
+        assert result.returncode == 0, result.stderr
+        mips = next(d for d in json.loads(result.stdout)["decisions"] if d["arch"] == "mips")
+        assert (len(mips["jobs"]), mips["no_worker"]) == (queued, True), mips
+        assert mips["waiting"], mips  # its other flavours wait for a worker too
+    pending = cluster.query("SELECT COUNT(*) FROM jobs WHERE arch = 'mips' AND state = 'queued'")
+    assert pending[0][0] == 1
 
 
 def test_a_malformed_worker_announcement_is_dropped() -> None:

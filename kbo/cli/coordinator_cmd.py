@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     lock = coordinator_lock(config)
     app = make_app(config)
     messaging.check_broker(app)
+    if restored := messaging.restore_held(app, COORDINATOR_QUEUE):
+        logging.getLogger("kbo.coordinator").info(
+            "%d message(s) a coordinator took and never answered are queued again", restored
+        )
     coordinator = Coordinator(config, app)
     register_tasks(app, coordinator)
     beat = []

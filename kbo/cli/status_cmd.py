@@ -12,7 +12,8 @@ from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
 from kbo.config import Config, load_config
 from kbo.errors import EXIT_NOT_OK, EXIT_OK, InfraError, UserError
-from kbo.orchestrator.documents import LIVE_LEASES, StatusReport
+from kbo.orchestrator.documents import StatusReport
+from kbo.orchestrator.live_workers import LIVE_LEASES
 from kbo.orchestrator.staleness import Standing
 
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     if args.html:
         try:
-            write_page(args.html, config, recipe, head, arches, now)
+            write_page(args.html, config, recipe, head, arches, now, unserved)
         except OSError as e:
             raise UserError(f"cannot write the page: {e.strerror}", str(args.html)) from None
     if args.json:

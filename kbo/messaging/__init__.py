@@ -7,6 +7,7 @@ need an answer wait for the coordinator's reply through the result backend.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -179,6 +180,35 @@ def call_until_answered(
     finally:
         for pending in asked:
             pending.forget()
+
+
+def restore_held(app: Celery, queue: str) -> int:
+    """Put back on ``queue`` the messages that a consumer of it took and never
+    acknowledged; how many.
+
+    For a queue with one consumer, at that consumer's start: the coordinator's, whose lock
+    keeps it alone on its host. A coordinator killed while it handled a message leaves it in
+    Redis's ``unacked`` hash, delivered again only after the visibility timeout, which is
+    hours for the builds' sake. Handling it a second time is harmless: every coordinator
+    task is idempotent. The filesystem broker keeps no such hash: a message it delivered
+    and that was not acknowledged is in its queue again at once.
+    """
+    if not str(app.conf.broker_url).startswith("redis"):
+        return 0
+    restored = 0
+    with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel  # kombu's Redis channel, untyped
+        with channel.conn_or_acquire() as client:
+            held = client.hgetall(channel.unacked_key)
+        for tag, payload in held.items():
+            try:
+                routing_key = json.loads(payload)[2]
+            except (ValueError, TypeError, IndexError, KeyError):
+                continue  # not a message kombu wrote: not ours to move
+            if routing_key == queue:
+                channel.qos.restore_by_tag(tag, leftmost=True)
+                restored += 1
+    return restored
 
 
 def publish_build(app: Celery, attempt_id: int, arch: str) -> None:

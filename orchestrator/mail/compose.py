@@ -108,7 +108,7 @@ class Composer:
         self.state = state
 
     def compose(self, kind: str, data: dict[str, Any]) -> EmailMessage:
-        if kind == "digest":
+        if kind in ("digest", "host"):  # composed when queued
             return self._message(data["subject"], data["body"], data["recipients"], {})
         reports = [self._report(entry) for entry in data["jobs"]]
         first = reports[0].job

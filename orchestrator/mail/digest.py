@@ -2,7 +2,8 @@
 
 ``kbo digest`` sends one on demand; snapshot runs queue one at most every ``digest_hours``.
 Arches over their ``max_staleness`` are flagged; flavours the hosts kept from building
-(infra-error, dep-wait) are listed with their error, for the admins who read it.
+(infra-error, dep-wait, lost) are listed with their error, for the admins who read it, and
+so are cancelled flavours and arches that no live worker serves.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def compose(config: Config, found: Standings, now: float) -> tuple[str, str] | N
                 f"\n  {'':10} {f.name}: {p.state}: {p.error or '(no error given)'}"
                 for f in a.flavours
                 if (p := f.host_problem) is not None
+            )
+            + "".join(
+                f"\n  {'':10} {f.name}: cancelled: {f.cancelled}" for f in a.flavours if f.cancelled
+            )
+            + (
+                f"\n  {'':10} NO WORKER: no live worker serves {a.name}"
+                if a.name in found.unserved
+                else ""
             )
         )
     flagged = f", {over} over max_staleness" if over else ""

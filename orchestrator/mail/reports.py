@@ -5,6 +5,10 @@ or its first ever. A retry, or a failure at a later commit with the same first e
 mails nothing. Flavours of one arch failing at one commit with the same error within
 ``fold_seconds`` fold into one mail. Reports go to the outbox first, with what they say of
 the attempt that ended (``failed_attempt``); the sender mails them.
+
+An infra-error is never mailed to authors. When one host has ``host_alert_errors`` of them
+within a day, ``admin_mail_to`` gets one mail naming the host and what failed there, and no
+other about that host for a day.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any
 
 from kbo.config import Config
 from kbo.orchestrator.state import Attempt, Job, State
+from kbo.packaging.matrix import job_key
+
+HOST_WINDOW = 86400  # a host's infra-errors are counted, and it is mailed about, per day
 
 
 def normalise(error: str | None) -> str:
@@ -42,10 +49,13 @@ class Reporter:
 
     def on_result(self, attempt_id: int) -> None:
         job = self.state.job_of_attempt(attempt_id)
-        if job is None or job.current_attempt != attempt_id:
-            return
         attempt = self.state.attempt(attempt_id)
-        assert attempt is not None
+        if job is None or attempt is None:
+            return
+        if attempt.state == "infra-error" and attempt.worker_host:
+            self._on_host_error(attempt.worker_host)
+        if job.current_attempt != attempt_id:
+            return
         error = attempt.first_error
         delay, now = self.config.fold_seconds, time.time()
         with self.state.transaction() as tx:
@@ -69,3 +79,33 @@ class Reporter:
                     "error": alert.first_error,
                 }
                 tx.queue_report("fixed", fold, entry, delay, now)
+
+    def _on_host_error(self, host: str) -> None:
+        """Mail the admins, once a day, about a host that keeps failing builds."""
+        config, now = self.config, time.time()
+        if not config.admin_mail_to or not config.smtp_host:
+            return
+        fold, since = f"host|{host}", now - HOST_WINDOW
+        with self.state.transaction() as tx:
+            errors = tx.host_infra_errors(host, since)
+            if len(errors) < config.host_alert_errors or tx.mailed_since("host", fold, since):
+                return
+            subject, body = host_alert(host, errors)
+            data = {"subject": subject, "body": body, "recipients": list(config.admin_mail_to)}
+            tx.queue_mail("host", data, now, due=now, fold=fold)
+
+
+def host_alert(host: str, errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """Subject and body of the admins' mail about ``host``, fixed when it is decided."""
+    lines = [
+        f"The build host {host} ended {len(errors)} build attempts infra-error in the last "
+        "day: the host or a service it uses failed, not the commits. Each was retried; "
+        "no author was mailed. `kbo workers` shows the host, `kbo status` what waits.",
+        "",
+    ]
+    for e in errors[:20]:
+        key = job_key(e["arch"], e["featureset"], e["flavour"])
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(e["ended_at"] or 0))
+        lines.append(f"  {when}  {key} at {e['commit_sha'][:12]} on {e['worker']}")
+        lines.append(f"    {e['first_error'] or '(no error given)'}")
+    return f"[kbo] host {host}: {len(errors)} infra-errors in a day", "\n".join(lines) + "\n"

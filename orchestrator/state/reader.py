@@ -254,14 +254,14 @@ class StateReader:
             is not None
         )
 
-    def in_flight(self, source: str, recipe: str) -> int:
-        """Jobs of the recipe queued or running, at any commit."""
-        row = self._one(
-            "SELECT COUNT(*) FROM jobs WHERE source = ? AND recipe = ?"
-            " AND state IN ('queued', 'running')",
+    def in_flight(self, source: str, recipe: str) -> dict[str, int]:
+        """Per arch, the jobs of the recipe queued or running, at any commit."""
+        rows = self._all(
+            "SELECT arch, COUNT(*) FROM jobs WHERE source = ? AND recipe = ?"
+            " AND state IN ('queued', 'running') GROUP BY arch",
             (source, recipe),
         )
-        return int(row[0]) if row else 0
+        return {row[0]: int(row[1]) for row in rows}
 
     def matrix(self, source: str, commit: str) -> CachedMatrix | None:
         row = self._one(

@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 8
+VERSION = 9
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -361,12 +361,40 @@ ALTER TABLE attempts_v7 RENAME TO attempts;
 CREATE INDEX attempts_by_state ON attempts (state);
 CREATE INDEX attempts_by_worker ON attempts (worker, state, ended_at);
 """,
+    # Host alerts: a mail of kind 'host' tells the admins that one host failed builds
+    # repeatedly (infra-error); its fold key names the host, so it is sent once a day.
+    # The outbox is made anew for its CHECK constraint, as in 4 -> 5.
+    7: """
+CREATE TABLE outbox_v8 (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('failure', 'fixed', 'digest', 'host')),
+    fold_key TEXT,
+    data TEXT NOT NULL,
+    message TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'skipped')),
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    next_try REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at REAL,
+    claimed_by TEXT,
+    claim_expires REAL
+);
+INSERT INTO outbox_v8 SELECT id, kind, fold_key, data, message, state, created_at, due_at,
+    next_try, attempts, last_error, sent_at, claimed_by, claim_expires FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v8 RENAME TO outbox;
+CREATE INDEX outbox_pending ON outbox (state, due_at);
+CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
+CREATE INDEX attempts_by_host ON attempts (worker_host, state, ended_at);
+""",
     # Who may use `kbo web`: one token per name, kept only as the SHA-256 of its secret
     # (``kbo.orchestrator.state.tokens``). ``role`` says what it may do; 'worker' is
     # allowed already so that a worker identity (a token per build host, limited to the
     # arches in ``arches``) needs no table made anew. A revoked token keeps its row
     # (``revoked_at``): the runs it submitted still name it. Runs are listed newest first.
-    7: """
+    8: """
 CREATE INDEX runs_by_time ON runs (created_at);
 CREATE TABLE tokens (
     name TEXT PRIMARY KEY,

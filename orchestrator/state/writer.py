@@ -93,6 +93,25 @@ class Transaction:
             _alert_key(job),
         )
 
+    def host_infra_errors(self, host: str, since: float) -> list[dict[str, Any]]:
+        """The attempts on ``host`` that ended infra-error since ``since``, newest first."""
+        rows = self.db.execute(
+            "SELECT a.id, a.worker, a.ended_at, a.first_error, j.arch, j.featureset,"
+            " j.flavour, j.commit_sha FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE a.worker_host = ? AND a.state = 'infra-error' AND a.ended_at >= ?"
+            " ORDER BY a.ended_at DESC",
+            (host, since),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def mailed_since(self, kind: str, fold: str, since: float) -> bool:
+        """Whether a mail of this kind and fold key was queued since ``since``."""
+        row = self.db.execute(
+            "SELECT 1 FROM outbox WHERE kind = ? AND fold_key = ? AND created_at >= ? LIMIT 1",
+            (kind, fold, since),
+        ).fetchone()
+        return row is not None
+
     def queue_report(
         self, kind: str, fold: str, entry: dict[str, Any], delay: float, now: float
     ) -> None:
