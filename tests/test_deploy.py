@@ -71,7 +71,12 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
     (tmp_path / "kbo-worker@alpha.service").write_text(
         (tmp_path / "kbo-worker@.service").read_text()
     )
-    names = ["kbo-coordinator.service", "kbo-snapshot.service", "kbo-snapshot.timer"]
+    names = [
+        "kbo-coordinator.service",
+        "kbo-web.service",
+        "kbo-snapshot.service",
+        "kbo-snapshot.timer",
+    ]
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / n) for n in names),
          str(tmp_path / "kbo-worker@alpha.service")],
@@ -90,7 +95,13 @@ def test_every_scheduled_and_service_command_is_one_kbo_accepts() -> None:
     fields = cron[0].split()
     assert len(fields[:5]) == 5 and fields[5] == "kbo" and fields[6] == "/opt/kbo/bin/kbo"
     commands.append(fields[6:])
-    assert sorted(c[1] for c in commands) == ["coordinator", "snapshot", "snapshot", "worker"]
+    assert sorted(c[1] for c in commands) == [
+        "coordinator",
+        "snapshot",
+        "snapshot",
+        "web",
+        "worker",
+    ]
     for argv in commands:
         assert argv[0] == "/opt/kbo/bin/kbo"
         args = [a.replace("%I", "alpha,hppa") for a in argv[1:]]

@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 8
+VERSION = 9
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -388,6 +388,22 @@ ALTER TABLE outbox_v8 RENAME TO outbox;
 CREATE INDEX outbox_pending ON outbox (state, due_at);
 CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
 CREATE INDEX attempts_by_host ON attempts (worker_host, state, ended_at);
+""",
+    # Who may use `kbo web`: one token per name, kept only as the SHA-256 of its secret
+    # (``kbo.orchestrator.state.tokens``). ``role`` says what it may do; 'worker' is
+    # allowed already so that a worker identity (a token per build host, limited to the
+    # arches in ``arches``) needs no table made anew. A revoked token keeps its row
+    # (``revoked_at``): the runs it submitted still name it. Runs are listed newest first.
+    8: """
+CREATE INDEX runs_by_time ON runs (created_at);
+CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('maintainer', 'admin', 'worker')),
+    hash TEXT NOT NULL UNIQUE,
+    arches TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
 """,
 }
 
