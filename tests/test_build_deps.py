@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kbo.errors import InfraError
-from kbo.workers.build_deps import check, installed_names
+from kbo.errors import InfraError, UserError
+from kbo.workers.build_deps import check, installed_names, rules_env
 from tests.conftest import LINUX_61
 
 LINUX = (LINUX_61 / "debian" / "control").read_text()
@@ -64,3 +64,12 @@ def test_linux_6_1_tools_need_host_libraries_that_pkg_linux_notools_leaves_out()
 def test_a_missing_chroot_database_is_the_hosts_fault(tmp_path: Path) -> None:
     with pytest.raises(InfraError, match="dpkg-checkbuilddeps"):
         check(control("dpkg"), "alpha", CROSS, root=tmp_path, cross=False)
+
+
+def test_rules_are_told_what_the_source_says_of_root() -> None:
+    assert rules_env(LINUX) == {"DEB_RULES_REQUIRES_ROOT": "no"}
+    assert rules_env("Source: x\n") == {"DEB_RULES_REQUIRES_ROOT": "binary-targets"}
+    keywords = "Source: x\nRules-Requires-Root: dpkg/target-subcommand\n"
+    assert rules_env(keywords) == {"DEB_RULES_REQUIRES_ROOT": "dpkg/target-subcommand"}
+    with pytest.raises(UserError, match="Rules-Requires-Root"):
+        rules_env("Source: x\nRules-Requires-Root: no; rm -rf /\n")

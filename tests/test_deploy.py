@@ -158,3 +158,35 @@ def test_the_host_arch_needs_no_cross_toolchain() -> None:
     ).stdout.split()
     assert "gcc" in native and not any(p.endswith("-cross") for p in native)
     assert set(alpha) - set(native) == {"gcc-alpha-linux-gnu", "libc6.1-dev-alpha-cross"}
+
+
+def test_install_build_depends_asks_apt_for_what_the_cross_builds_lack(tmp_path: Path) -> None:
+    """dpkg-checkbuilddeps decides what is missing for each arch, with the profiles of
+    kbo's cross builds; apt-get build-dep -a ARCH installs it, and nothing is asked for
+    an arch whose Build-Depends are met."""
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "debian/control").write_text(
+        "Source: x\nBuild-Depends-Arch: dpkg, kbo-absent [alpha], kbo-tools <!pkg.linux.notools>\n"
+        "\nPackage: x\nArchitecture: any\n"
+    )
+    result = subprocess.run(
+        [str(DEPLOY / "install-build-depends"), str(tmp_path), "alpha", "mips"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "install-build-depends: alpha: kbo-absent\n"
+    (command,) = result.stdout.splitlines()
+    assert command.endswith(
+        "build-dep -y -qq --no-install-recommends --arch-only -a alpha"
+        f" -P cross,nodoc,pkg.linux.nokerneldbg,pkg.linux.notools {tmp_path}"
+    )
+    usage = subprocess.run(
+        [str(DEPLOY / "install-build-depends"), str(tmp_path / "nowhere"), "alpha"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: ")

@@ -310,10 +310,14 @@ class BuildAttempt:
         )
         self._stage(out, f"executor {executor}")
         execution = prepare_execution(executor, info, self.config, where.root, out)
+        source_env: dict[str, str] = {}
         if prepared is not None:
-            self._build_depends(recipe, execution, prepared, job, out)
+            control = job_files.read_text(prepared.src, "debian/control")
+            self._build_depends(recipe, execution, control, job, out)
+            source_env = build_deps.rules_env(control)
         values = self._values(job, recipe, execution)
         spec = self._step_spec(base, job, recipe, execution, prepared, where)
+        spec = replace(spec, env=spec.env | source_env)
         failure = self._steps(values, recipe, spec, where, execution.name)
         if failure:
             return failure
@@ -360,7 +364,7 @@ class BuildAttempt:
         self,
         recipe: recipes.Recipe,
         execution: Execution,
-        prepared: prepared_tree.Prepared,
+        control: str,
         job: dict[str, Any],
         out: BinaryIO,
     ) -> None:
@@ -369,7 +373,6 @@ class BuildAttempt:
         self._stage(out, "check Build-Depends")
         profiles = debian_env(execution, recipe).get("DEB_BUILD_PROFILES", "").split()
         root = Path(execution.chroot) if execution.chroot else None
-        control = job_files.read_text(prepared.src, "debian/control")
         out.write(
             f"kbo: dpkg-checkbuilddeps -B -a {job['arch']} -P {','.join(profiles)}"
             f"{' (in the chroot)' if root else ''}\n".encode()

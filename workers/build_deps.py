@@ -21,12 +21,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kbo.errors import InfraError
+from debian.deb822 import Deb822
+
+from kbo.errors import InfraError, UserError
 
 # One relation of dpkg's list: a name with an optional version, alternatives joined by "|".
 _ONE = r"[^\s|()]+(?: \([^)]*\))?"
 _RELATION = re.compile(rf"{_ONE}(?: \| {_ONE})*")
 _UNMET = "Unmet build dependencies: "
+# Rules-Requires-Root: "no", "binary-targets", or keywords such as "dpkg/target-subcommand".
+_KEYWORD = r"[a-z0-9.-]+/[a-z0-9./-]+"
+_REQUIRES_ROOT = re.compile(rf"^(no|binary-targets|{_KEYWORD}( {_KEYWORD})*)$")
 _CONFLICTS = "Build conflicts: "
 
 
@@ -114,3 +119,16 @@ def installed_names(root: Path | None = None) -> set[str]:
         for line in result.stdout.splitlines()
         if line.startswith("ii") and len(line.split()) == 2
     }
+
+
+def rules_env(control: str) -> dict[str, str]:
+    """What dpkg-buildpackage tells debian/rules about root, from the source's
+    ``Rules-Requires-Root`` (policy's default is ``binary-targets``): recipes call the
+    packaging's make targets directly, so kbo sets it as dpkg-buildpackage would. With
+    ``no``, debhelper builds packages owned by root without root, as linux's do."""
+    source = next(iter(Deb822.iter_paragraphs(control.splitlines())), None)
+    value = "binary-targets" if source is None else source.get("Rules-Requires-Root", "")
+    value = value.strip() or "binary-targets"
+    if not _REQUIRES_ROOT.match(value):
+        raise UserError(f"debian/control: Rules-Requires-Root {value[:80]!r} is not valid")
+    return {"DEB_RULES_REQUIRES_ROOT": value}
