@@ -62,6 +62,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     default_recipe: Annotated[
         str, _s("how jobs are built unless a request says", pattern=f"^{NAME}$")
     ] = "kbuild-smoke"
+    ladder: Annotated[
+        tuple[Annotated[str, msgspec.Meta(pattern=f"^{NAME}$")], ...],
+        _s("recipes snapshots climb per arch, cheapest first ([]: default_recipe alone)"),
+    ] = ()
     recipe_dirs: Annotated[tuple[str, ...], _s("more folders of recipes, before kbo's own")] = ()
     build_slots: Annotated[int, _s("builds a worker runs at once", ge=1, le=64)] = 1
     lease_seconds: Annotated[
@@ -196,6 +200,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     @property
     def database(self) -> Path:
         return self.state_path / "kbo.sqlite"
+
+    @property
+    def status_recipe(self) -> str:
+        """The recipe whose builds make an arch OK: the ladder's top rung, else
+        ``default_recipe``."""
+        return self.ladder[-1] if self.ladder else self.default_recipe
 
     @property
     def embedded(self) -> bool:

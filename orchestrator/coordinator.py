@@ -30,11 +30,13 @@ from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.retries import RetryPolicy
-from kbo.orchestrator.state import JobSpec, Run, State, WorkerInfo
+from kbo.orchestrator.state import Job, JobSpec, Run, State, WorkerInfo
 from kbo.packaging import repository
 from kbo.packaging.matrix import Matrix, Selection, representatives, select
 
 log = logging.getLogger("kbo.coordinator")
+# The runs of one ladder snapshot get ids derived from its request's, rung by rung.
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://kbo/ladder-runs")
 
 # The largest compressed log a report may carry: a worker sends at most 16 MiB
 # (workers/build.py MAX_SHIPPED_LOG; the two sides never import each other).
@@ -164,42 +166,75 @@ class Coordinator:
             return {"error": str(e), "exit_status": e.exit_status}
 
     def _snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Plan at HEAD, then record and publish a run per recipe that queues jobs: one
+        recipe, or each rung of the ladder that some arch stands on."""
         config, now = self.config, time.time()
-        recipe = request.get("recipe") or config.default_recipe
-        recipes.load(recipe, config.recipe_dirs)  # a bad recipe is refused before any record
-        found, chosen, reply = snapshot_plan.plan_at_head(
-            config, self.state, recipe, request.get("max_jobs"), now
-        )
-        sid = repository.source_id(config.repository)
-        by_key = {j.key: j for jobs in found.jobs_at_head.values() for j in jobs}
+        if not request.get("recipe") and config.ladder:
+            for name in config.ladder:  # a bad recipe is refused before any record
+                recipes.load(name, config.recipe_dirs)
+            fetch = bool(request.get("fetch", True))
+            rungs, reply = snapshot_plan.plan_ladder(
+                config, self.state, request.get("max_jobs"), now, fetch=fetch
+            )
+        else:
+            recipe = request.get("recipe") or config.default_recipe
+            recipes.load(recipe, config.recipe_dirs)
+            found, chosen, reply = snapshot_plan.plan_at_head(
+                config, self.state, recipe, request.get("max_jobs"), now
+            )
+            rungs = [snapshot_plan.Rung(recipe, found, chosen)]
         if request.get("dry_run"):
             return reply
-        if chosen.jobs:
-            run = Run(
-                id=request.get("id") or str(uuid.uuid4()),
-                submitter=request.get("submitter", "unknown"),
-                reason=request.get("reason", "snapshot"),
-                source=sid,
-                rev=config.branch,
-                commit=found.head,
-                recipe=recipe,
-                version=found.version,
-            )
-            specs = [
-                JobSpec(sid, found.head, recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
-                for j in (by_key[key] for key in chosen.jobs)
-            ]
-            older = {c.sha for c in found.history[1:]}  # queued there: superseded
-            self.publish(self.state.record_run(run, specs, supersede=older))
-            summary = self.state.run(run.id)
-            reply["run"] = None if summary is None else summary.to_json()
-            log.info("snapshot %s at %s: %d jobs", run.id, found.head[:12], len(specs))
+        request_id = request.get("id") or str(uuid.uuid4())
+        runs = []
+        for rung in rungs:
+            if rung.chosen.jobs:
+                # One id per rung, the same for a request delivered again.
+                run_id = (
+                    request_id
+                    if len(rungs) == 1
+                    else str(uuid.uuid5(NAMESPACE, f"{request_id}/{rung.recipe}"))
+                )
+                runs.append(self._record_snapshot_run(request, run_id, rung))
+        reply["run"] = runs[0] if runs else None
+        if len(rungs) > 1:
+            reply["runs"] = runs
+            sid, head = repository.source_id(config.repository), rungs[0].found.head
+            reply["in_flight"] = self.state.runs_in_flight(sid, head, config.ladder)
+        found = rungs[-1].found
         if digest.due(config, self.state, now):
             mail = digest.compose(config, found, now)
             if mail is not None:
                 digest.queue(config, self.state, *mail, now)
         self.write_status_page(fetch=False)
         return reply
+
+    def _record_snapshot_run(
+        self, request: dict[str, Any], run_id: str, rung: snapshot_plan.Rung
+    ) -> dict[str, Any] | None:
+        found, sid = rung.found, repository.source_id(self.config.repository)
+        by_key = {j.key: j for jobs in found.jobs_at_head.values() for j in jobs}
+        run = Run(
+            id=run_id,
+            submitter=request.get("submitter", "unknown"),
+            reason=request.get("reason", "snapshot"),
+            source=sid,
+            rev=self.config.branch,
+            commit=found.head,
+            recipe=rung.recipe,
+            version=found.version,
+        )
+        specs = [
+            JobSpec(sid, found.head, rung.recipe, j.arch, j.featureset, j.flavour, j.kernel_arch)
+            for j in (by_key[key] for key in rung.chosen.jobs)
+        ]
+        older = {c.sha for c in found.history[1:]}  # queued there: superseded
+        self.publish(self.state.record_run(run, specs, supersede=older))
+        summary = self.state.run(run.id)
+        log.info(
+            "snapshot %s at %s: %d jobs of %s", run.id, found.head[:12], len(specs), rung.recipe
+        )
+        return None if summary is None else summary.to_json()
 
     # -- reports from workers ----------------------------------------------------------
 
@@ -276,8 +311,27 @@ class Coordinator:
                 result.get("outcome"),
             )
             Reporter(self.config, self.state).on_result(attempt_id)
+            self._climb(job)
             self.write_status_page(fetch=False)
         return {"accepted": verdict.accepted, "reason": verdict.reason}
+
+    def _climb(self, job: Job | None) -> None:
+        """A ladder rung's job succeeded: plan the ladder again at HEAD (without a fetch),
+        which queues the next rung of each arch whose whole rung has now passed. The
+        report is already recorded: a failure here is logged, never raised."""
+        ladder = self.config.ladder
+        current = None if job is None or not ladder else self.state.job(job.id)
+        if current is None or current.state != "succeeded" or current.recipe not in ladder[:-1]:
+            return
+        try:
+            reply = self._snapshot({"reason": "ladder", "submitter": "kbo", "fetch": False})
+        except Exception:
+            log.exception("climbing the ladder after %s failed", current.key)
+            return
+        for run in reply.get("runs", []):
+            log.info(
+                "ladder: %s queued %d jobs of %s", current.key, len(run["jobs"]), run["recipe"]
+            )
 
     def write_status_page(self, *, fetch: bool) -> None:
         """Rewrite the configured status page; a failure is logged, never raised."""
@@ -285,7 +339,7 @@ class Coordinator:
             return
         try:
             found = standings.compute(
-                self.config, self.config.default_recipe, self.state, fetch=fetch
+                self.config, self.config.status_recipe, self.state, fetch=fetch
             )
             status_page.write_page(
                 Path(self.config.status_page),

@@ -3,11 +3,11 @@ for the CLI and for ``kbo web``'s API alike, from the state database read-only."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kbo.config import Config
-from kbo.orchestrator import live_workers
+from kbo.orchestrator import ladder, live_workers
 from kbo.orchestrator.staleness import Standing
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the reader when it reads
@@ -26,6 +26,8 @@ class StatusReport:
     recipe: str
     arches: list[Standing]
     unserved: frozenset[str]
+    # With a ladder: per arch, each rung's state at HEAD, bottom up (see kbo.orchestrator.ladder).
+    rungs: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
     def to_json(self, now: float) -> dict[str, Any]:
         return {
@@ -33,9 +35,19 @@ class StatusReport:
             "branch": self.branch,
             "recipe": self.recipe,
             "arches": [
-                a.to_json(now) | {"no_worker": a.name in self.unserved} for a in self.arches
+                a.to_json(now)
+                | {"no_worker": a.name in self.unserved}
+                | ({"ladder": self.rungs[a.name]} if a.name in self.rungs else {})
+                for a in self.arches
             ],
         }
+
+    def ladder_text(self, arch: str) -> str:
+        """ "linux-setup OK, kbuild-smoke building" for the arch, or "" without a ladder."""
+        rungs = self.rungs.get(arch)
+        if not rungs:
+            return ""
+        return ladder.describe([r["recipe"] for r in rungs], [r["state"] for r in rungs])
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> StatusReport:
@@ -43,7 +55,15 @@ class StatusReport:
         for anything else."""
         arches = [Standing.from_json(a) for a in doc["arches"]]
         unserved = frozenset(a["name"] for a in doc["arches"] if a["no_worker"])
-        return cls(str(doc["head"]), str(doc["branch"]), str(doc["recipe"]), arches, unserved)
+        rungs = {
+            str(a["name"]): [
+                {"recipe": str(r["recipe"]), "state": str(r["state"])} for r in a["ladder"]
+            ]
+            for a in doc["arches"]
+            if a.get("ladder")
+        }
+        head, branch, recipe = str(doc["head"]), str(doc["branch"]), str(doc["recipe"])
+        return cls(head, branch, recipe, arches, unserved, rungs)
 
 
 def status(config: Config, recipe: str, state: StateReader, *, fetch: bool = True) -> StatusReport:
@@ -51,7 +71,20 @@ def status(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tru
     from kbo.orchestrator.standings import compute
 
     found = compute(config, recipe, state, fetch=fetch)
-    return StatusReport(found.head, config.branch, recipe, found.arches, found.unserved)
+    rungs: dict[str, list[dict[str, str]]] = {}
+    if len(config.ladder) > 1 and recipe == config.ladder[-1]:
+        from kbo.orchestrator.snapshot_plan import rung_states
+
+        lower = [compute(config, r, state, fetch=False) for r in config.ladder[:-1]]
+        states = [rung_states(f) for f in [*lower, found]]
+        rungs = {
+            a.name: [
+                {"recipe": r, "state": s[a.name]}
+                for r, s in zip(config.ladder, states, strict=True)
+            ]
+            for a in found.arches
+        }
+    return StatusReport(found.head, config.branch, recipe, found.arches, found.unserved, rungs)
 
 
 def workers(config: Config, state: StateReader, now: float) -> list[dict[str, Any]]:

@@ -83,7 +83,7 @@ def run_digest(args: argparse.Namespace) -> int:
         raise UserError("no smtp_host configured: nowhere to send the digest")
     state = State(config.database)
     now = time.time()
-    mail = digest.compose(config, compute(config, args.recipe or config.default_recipe, state), now)
+    mail = digest.compose(config, compute(config, args.recipe or config.status_recipe, state), now)
     if mail is None:
         print("every tracked arch is OK: nothing to send")
         return EXIT_OK

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from kbo.cli.common import add_config_argument, submitter, text, whole_number
@@ -94,13 +95,16 @@ def _dry_run_here(config: Config, args: argparse.Namespace) -> int:
     """Embedded mode plans on a read-only view of the state: no services to start."""
     import time
 
-    from kbo.orchestrator.snapshot_plan import plan_at_head
+    from kbo.orchestrator.snapshot_plan import plan_at_head, plan_ladder
     from kbo.orchestrator.state import StateReader
 
     recipe = args.recipe or config.default_recipe
     state = StateReader.open(config.database)
     try:
-        reply = plan_at_head(config, state, recipe, args.max_jobs, time.time())[2]
+        if config.ladder and not args.recipe:
+            reply = plan_ladder(config, state, args.max_jobs, time.time())[1]
+        else:
+            reply = plan_at_head(config, state, recipe, args.max_jobs, time.time())[2]
     finally:
         state.close()
     print(_plan_text(reply, {"dry_run": True}), file=sys.stderr if args.json else sys.stdout)
@@ -143,6 +147,8 @@ def _snapshot(
     )
     out = sys.stderr if args.json else sys.stdout
     print(_plan_text(reply, request), file=out, flush=True)
+    if "runs" in reply and wait:  # a ladder: follow it up to where every arch stops
+        return _climb(app, config, request, reply, args, out, services)
     run = reply["run"]
     if run is not None and wait:
         run_id = run["id"]
@@ -165,6 +171,60 @@ def _snapshot(
     if run is None or not wait:
         return EXIT_OK
     return EXIT_OK if all(j["state"] == "succeeded" for j in run["jobs"]) else EXIT_NOT_OK
+
+
+def _climb(
+    app: Any,
+    config: Config,
+    request: dict[str, Any],
+    reply: dict[str, Any],
+    args: Any,
+    out: Any,
+    services: LocalServices | None,
+) -> int:
+    """Follow a ladder snapshot: each run it queued and each run still building at HEAD
+    (the coordinator queues a rung as the one below passes), then plan again, until a
+    plan queues nothing and nothing builds. Exit 0 when every job followed succeeded."""
+    from kbo import messaging
+    from kbo.cli.submit_cmd import follow, jobs_table
+
+    def summary(run_id: str) -> Callable[[float], dict[str, Any]]:
+        return lambda timeout: messaging.call(
+            app,
+            "kbo.run_summary",
+            run_id,
+            timeout=timeout,
+            alive=services.check if services else None,
+        )
+
+    followed: dict[str, dict[str, Any]] = {}
+    while True:
+        pending = [r["id"] for r in reply["runs"] if r] + list(reply.get("in_flight", []))
+        pending = [run_id for run_id in dict.fromkeys(pending) if run_id not in followed]
+        if not pending:
+            break
+        for run_id in pending:
+            run = follow(
+                summary(run_id), run_id, out, reply_seconds=config.reply_seconds, services=services
+            )
+            print(f"{run['recipe']}:\n{jobs_table(run['jobs'])}", file=out, flush=True)
+            followed[run_id] = run
+        again = request | {"id": str(uuid.uuid4()), "reason": f"{request['reason']} (ladder)"}
+        reply = messaging.request(
+            app,
+            "kbo.snapshot",
+            again,
+            timeout=config.reply_seconds,
+            alive=services.check if services else None,
+        )
+        if reply["runs"]:
+            print(_plan_text(reply, again), file=out, flush=True)
+    # The last plan queued nothing and nothing builds: each arch's row is the rung it
+    # stopped on, OK only when its top rung passed at HEAD.
+    print(_plan_text(reply, request | {"dry_run": False}), file=out, flush=True)
+    if args.json:
+        print(json.dumps(reply | {"runs": list(followed.values())}, indent=2))
+    return EXIT_OK if all(d["state"] == "OK" for d in reply["decisions"]) else EXIT_NOT_OK
 
 
 def _plan_text(reply: dict[str, Any], request: dict[str, Any]) -> str:

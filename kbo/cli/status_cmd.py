@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         check_target(args.html)  # before any work
     server = server_of(args, config)
     if server is None:
-        recipe = args.recipe or config.default_recipe
+        recipe = args.recipe or config.status_recipe
         report, where = _read(config, recipe), config.repository
     else:
         report, where = _ask(server, args.recipe), server.url
@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
             for a in arches
             for s in ([a, *a.flavours] if args.flavours else [a])
         ]
+        for row in rows:  # an arch's state says where it stands on the ladder
+            if climbed := report.ladder_text(row[0]):
+                row[1] = f"{row[1]} ({climbed})"
         header = ["ARCH", "STATE", "LAST GOOD", "BEHIND", "STALE FOR", "FAILING AT"]
         print(format_table([*header, "HOST PROBLEM"], rows))
         failing = [a for a in arches if a.state == "FAILING"]

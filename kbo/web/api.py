@@ -110,7 +110,7 @@ def status(
     _: Reader,
     recipe: Annotated[str | None, Query(pattern=f"^{NAME}$", max_length=64)] = None,
 ) -> dict[str, Any]:
-    chosen = recipe or config.default_recipe
+    chosen = recipe or config.status_recipe
     try:
         recipes.scope_of(chosen, config.recipe_dirs)
     except UserError as e:

@@ -263,6 +263,16 @@ class StateReader:
         )
         return {row[0]: int(row[1]) for row in rows}
 
+    def runs_in_flight(self, source: str, commit: str, recipes: Sequence[str]) -> list[str]:
+        """The runs with jobs of these recipes at this commit still queued or running."""
+        rows = self._all(
+            "SELECT DISTINCT rj.run_id FROM run_jobs rj JOIN jobs j ON j.id = rj.job_id"  # noqa: S608
+            f" WHERE j.source = ? AND j.commit_sha = ? AND j.recipe IN ({_marks(recipes)})"
+            " AND j.state IN ('queued', 'running') ORDER BY rj.run_id",
+            (source, commit, *recipes),
+        )
+        return [row[0] for row in rows]
+
     def matrix(self, source: str, commit: str) -> CachedMatrix | None:
         row = self._one(
             "SELECT version, jobs FROM matrices WHERE source = ? AND commit_sha = ? AND format = ?",
