@@ -11,6 +11,7 @@ from kbo.orchestrator import live_workers
 from kbo.orchestrator.staleness import Standing
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the reader when it reads
+    from kbo.orchestrator.standings import Standings
     from kbo.orchestrator.state import StateReader
 
 INFRA_WINDOW = 86400  # infra-errors counted over the last day
@@ -50,8 +51,12 @@ def status(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tru
     """``fetch`` False reads a mirrored repository URL as last fetched."""
     from kbo.orchestrator.standings import compute
 
-    found = compute(config, recipe, state, fetch=fetch)
-    return StatusReport(found.head, config.branch, recipe, found.arches, found.unserved)
+    return report_of(config, compute(config, recipe, state, fetch=fetch))
+
+
+def report_of(config: Config, found: Standings) -> StatusReport:
+    """The status document of standings already computed (``kbo web`` keeps them)."""
+    return StatusReport(found.head, config.branch, found.recipe, found.arches, found.unserved)
 
 
 def workers(config: Config, state: StateReader, now: float) -> list[dict[str, Any]]:

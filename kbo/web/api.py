@@ -20,6 +20,7 @@ from kbo.orchestrator.state.tokens import TokenInfo
 from kbo.text import NAME
 from kbo.web import files
 from kbo.web.auth import config_of, maintainer, may_read, reading
+from kbo.web.board import Boards
 from kbo.web.models import SubmitBody
 from kbo.web.relay import Refused, Relay
 from kbo.web.sources import check_source
@@ -106,6 +107,7 @@ def _relayed(call: Any, *args: Any) -> dict[str, Any]:
     responses=READ,
 )
 def status(
+    request: Request,
     config: Settings,
     _: Reader,
     recipe: Annotated[str | None, Query(pattern=f"^{NAME}$", max_length=64)] = None,
@@ -115,9 +117,8 @@ def status(
         recipes.scope_of(chosen, config.recipe_dirs)
     except UserError as e:
         raise HTTPException(422, str(e)) from None
-    with reading(config) as state:
-        report = documents.status(config, chosen, state, fetch=False)
-    return report.to_json(time.time())
+    boards: Boards = request.app.state.boards
+    return boards.get(chosen).report.to_json(time.time())
 
 
 @router.get(
