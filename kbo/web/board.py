@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kbo.config import Config
@@ -21,13 +22,14 @@ from kbo.errors import KboError
 from kbo.orchestrator import documents
 from kbo.orchestrator.documents import StatusReport
 from kbo.orchestrator.standings import Standings, compute
-from kbo.orchestrator.state import Attempt, Job, StateReader
+from kbo.orchestrator.state import Attempt, Job, Run, StateReader
 from kbo.packaging import repository
 from kbo.web.auth import reading
 
 CHECK_SECONDS = 2.0
 MAX_AGE = 30.0
 FIRST_CHUNK = 16
+RUNS = 10
 NEWEST_SEARCH = 1000  # commits back from HEAD that a flavour's newest job is looked for in
 
 Key = tuple[str, str, str]  # arch, featureset, flavour
@@ -46,13 +48,33 @@ class Board:
     standings: Standings
     report: StatusReport
     newest: dict[Key, Newest]
+    runs: list[Run]  # the newest runs, for the grid's list
+    # What was made of it within the current second (the status document, the grid's
+    # page): made once a second however many ask.
+    made: dict[tuple[str, int], bytes] = field(default_factory=dict, compare=False)
+
+    def each_second(self, what: str, now: float, make: Callable[[], bytes]) -> bytes:
+        """``make()``, made again when the second has changed since it was last made."""
+        key = (what, int(now))
+        found = self.made.get(key)
+        if found is None:
+            found = make()
+            if len(self.made) > 8:
+                self.made.clear()
+            self.made[key] = found
+        return found
 
 
 def build(config: Config, recipe: str, state: StateReader) -> Board:
     """The standings (read as last fetched), their status document, and the newest job
     of each tracked flavour."""
     found = compute(config, recipe, state, fetch=False)
-    return Board(found, documents.report_of(config, found), _newest(config, state, found))
+    return Board(
+        found,
+        documents.report_of(config, found),
+        _newest(config, state, found),
+        state.recent_runs(RUNS),
+    )
 
 
 def _newest(config: Config, state: StateReader, found: Standings) -> dict[Key, Newest]:

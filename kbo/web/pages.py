@@ -195,21 +195,24 @@ def grid(
         return page(request, "missing.html", 404, title="Not found", what=str(e))
     boards: Boards = request.app.state.boards
     board = boards.get(chosen)
-    with reading(config) as state:
-        runs = state.recent_runs(10)
     now = time.time()
-    return page(
-        request,
-        "grid.html",
-        title=f"kbo: {config.branch}",
-        config=config,
-        recipe=chosen,
-        head=board.report.head,
-        rows=_grid(board, now),
-        runs=runs,
-        now=now,
-        poll=POLL_SECONDS,
-    )
+
+    def render() -> bytes:
+        html = page(
+            request,
+            "grid.html",
+            title=f"kbo: {config.branch}",
+            config=config,
+            recipe=chosen,
+            head=board.report.head,
+            rows=_grid(board, now),
+            runs=board.runs,
+            now=now,
+            poll=POLL_SECONDS,
+        ).body
+        return bytes(html)
+
+    return HTMLResponse(board.each_second("grid", now, render), headers=HEADERS)
 
 
 # -- runs and jobs --------------------------------------------------------------------
