@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from tests.browser import chromium, state_of
 from tests.services import RedisServer, wait_for
 from tests.test_web import Web, web_cluster
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # Where the browser test saves its screenshot of the dashboard (the README shows
 # docs/dashboard.png: KBO_DASHBOARD_SCREENSHOT=docs/dashboard.png pytest ... refreshes it).
 SCREENSHOT = os.environ.get("KBO_DASHBOARD_SCREENSHOT")
@@ -34,40 +33,8 @@ def web(tmp_path: Path, redis_server: RedisServer) -> Iterator[Web]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    """Debian's chromium, headless, driven through Debian's chromedriver: nothing is
-    downloaded (selenium's own manager is never asked, both paths being given)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        assert path.exists(), f"{path} is missing: apt-get install chromium chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # root in a container: chromium's own sandbox needs user namespaces
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1000,640",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(argument)
-    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "driver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
+    with chromium(tmp_path) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def state_of(driver: Any, element_id: str) -> str | None:
-    from selenium.common.exceptions import NoSuchElementException
-
-    try:
-        found = driver.find_element("id", element_id).get_attribute("data-state")
-    except NoSuchElementException:
-        return None
-    return str(found) if found else None
 
 
 def run_of(web: Web, run_id: str) -> dict[str, Any]:
@@ -89,7 +56,7 @@ def test_the_dashboard_follows_alpha_failing_to_its_first_error_without_reloadin
     broken = cluster.commit("alpha: use boot_cpu_data before it is declared")
 
     browser.get(web.url + "/")
-    cell = "cell-alpha-none-alpha-smp"
+    cell = "#cell-alpha-none-alpha-smp"
     wait_for(lambda: state_of(browser, cell) == "STALE" or browser.refresh(), 20, "STALE")
     assert "kbo" in browser.title
     browser.execute_script("window.kboNotReloaded = true;")
@@ -106,11 +73,9 @@ def test_the_dashboard_follows_alpha_failing_to_its_first_error_without_reloadin
         "hppa to be OK",
     )
     assert browser.execute_script("return window.kboNotReloaded === true;")
-    alpha = browser.find_element("id", cell)
+    alpha = browser.find_element("css selector", cell)
     assert ALPHA_ERROR in (alpha.get_attribute("title") or "")
-    assert browser.find_element("id", "arch-mips").find_element(
-        "css selector", "td.arch"
-    ).get_attribute("data-state") == ("NEVER")
+    assert state_of(browser, "#arch-mips td.arch") == "NEVER"
     runs = browser.find_element("css selector", "ul.runs").text
     assert "the dashboard's test" in runs and broken[:12] in runs
     if SCREENSHOT:
