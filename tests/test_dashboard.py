@@ -220,3 +220,39 @@ def test_the_screenshot_the_readme_shows_is_small() -> None:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size < 200_000
     assert "docs/dashboard.png" in (ROOT / "README.md").read_text()
+
+
+def test_the_grid_says_in_a_page_when_the_standings_cannot_be_read(tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx
+
+    from kbo.config import Config
+    from kbo.web.app import create_app
+
+    app = create_app(Config(state_dir=str(tmp_path / "state"), repository=""))
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kbo") as client:
+            return await client.get("/")
+
+    answer = asyncio.run(get())
+    assert answer.status_code == 503 and answer.headers["Content-Type"].startswith("text/html")
+    assert "no repository configured" in answer.text and "Traceback" not in answer.text
+
+
+def test_a_long_log_shows_its_start_and_the_lines_before_a_late_first_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kbo.web import pages
+
+    monkeypatch.setattr(pages, "MAX_LOG_SHOWN", 100)
+    lines = [f"line {n}\n" for n in range(1000)]
+    lines[700] = "  drivers/x.c:7:1: error: <script>alert(1)</script>  \n"
+    shown = pages.split_log(iter(lines), pages.clip(lines[700]))
+    assert shown["error"] == lines[700].rstrip("\n") and shown["cut"]
+    assert shown["before"].startswith("line 0\n") and "line 699\n" in shown["before"]
+    assert "line 500\n" not in shown["before"] and shown["after"] == ""
+    whole = pages.split_log(iter(lines[:5]), None)
+    assert (whole["before"], whole["error"], whole["cut"]) == ("".join(lines[:5]), None, False)

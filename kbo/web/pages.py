@@ -28,13 +28,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from kbo import recipes
 from kbo.config import Config
-from kbo.errors import UserError
+from kbo.errors import KboError, UserError
 from kbo.orchestrator.staleness import Standing
 from kbo.orchestrator.state import Attempt, Job
 from kbo.orchestrator.state.records import HOST_PROBLEMS
 from kbo.orchestrator.state.tokens import TokenInfo, identify
 from kbo.packaging import repository
-from kbo.text import NAME
+from kbo.text import NAME, one_line
 from kbo.web import files
 from kbo.web.api import JOB_ID, RUN_ID
 from kbo.web.auth import config_of, reading
@@ -192,9 +192,12 @@ def grid(
     try:
         recipes.scope_of(chosen, config.recipe_dirs)
     except UserError as e:
-        return page(request, "missing.html", 404, title="Not found", what=str(e))
+        return missing(request, str(e))
     boards: Boards = request.app.state.boards
-    board = boards.get(chosen)
+    try:
+        board = boards.get(chosen)
+    except KboError as e:  # no repository yet, git or the database failing: say so
+        return page(request, "missing.html", 503, title="Unavailable", what=one_line(str(e)))
     now = time.time()
 
     def render() -> bytes:
@@ -337,11 +340,9 @@ def split_log(lines: Iterator[str], first_error: str | None) -> dict[str, Any]:
     after: list[str] = []
     shown = 0
     error: str | None = None
-    number = 0
     skipped = False
     recent: deque[str] = deque(maxlen=ERROR_CONTEXT)
     for line in lines:
-        number += 1
         if error is None and first_error and clip(line) == first_error:
             error = line.rstrip("\n")
             if skipped:
@@ -360,7 +361,6 @@ def split_log(lines: Iterator[str], first_error: str | None) -> dict[str, Any]:
         "error": error,
         "after": "".join(after),
         "cut": skipped,
-        "lines": number,
     }
 
 
