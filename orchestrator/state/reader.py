@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -288,12 +289,15 @@ class StateReader:
 
     def in_flight(self, source: str, recipe: str) -> dict[str, int]:
         """Per arch, the jobs of the recipe queued or running, at any commit."""
+        # Counted here, not with GROUP BY arch: SQLite then walks jobs_by_commit, already
+        # in arch order, over every job of the recipe (80 ms at 100,000 jobs) instead of
+        # the partial index jobs_in_flight, which holds only the jobs in flight.
         rows = self._all(
-            "SELECT arch, COUNT(*) FROM jobs WHERE source = ? AND recipe = ?"
-            " AND state IN ('queued', 'running') GROUP BY arch",
+            "SELECT arch FROM jobs WHERE source = ? AND recipe = ?"
+            " AND state IN ('queued', 'running')",
             (source, recipe),
         )
-        return {row[0]: int(row[1]) for row in rows}
+        return dict(Counter(str(row[0]) for row in rows))
 
     def matrix(self, source: str, commit: str) -> CachedMatrix | None:
         row = self._one(
