@@ -15,7 +15,7 @@ from debian.debfile import DebFile
 from kbo.workers.smoke import version_code
 from tests.conftest import FIXTURES, reachable_by_workers
 from tests.kernel import CACHE, add_breaking_patch, packaging_repo
-from tests.services import Cluster, RedisServer, free_port, wait_for
+from tests.services import Cluster, RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -164,6 +164,7 @@ def test_the_dashboard_follows_a_patch_breaking_alpha_to_its_first_error(
     chromium watches the grid while a quilt patch breaks alpha and hppa builds, then
     follows alpha's cell to the log page, its first error marked."""
     from tests.browser import chromium, state_of
+    from tests.services import free_port, wait_for
     from tests.test_web import Web
 
     repo = tmp_path / "linux"
