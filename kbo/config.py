@@ -180,6 +180,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     read_access: Annotated[
         Literal["public", "token"], _s("who may read through `kbo web`: anyone, or a token")
     ] = "public"
+    web_url: Annotated[
+        str,
+        _s(
+            'where people reach `kbo web`: mails link to its log pages ("": log_url)',
+            pattern="^$|^https?://",
+        ),
+    ] = ""
     server: Annotated[
         str,
         _s('`kbo web` for submit, status, retry, cancel ("": the broker)', pattern="^$|^https?://"),

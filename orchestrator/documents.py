@@ -11,6 +11,7 @@ from kbo.orchestrator import ladder, live_workers
 from kbo.orchestrator.staleness import Standing
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the reader when it reads
+    from kbo.orchestrator.standings import Standings
     from kbo.orchestrator.state import StateReader
 
 INFRA_WINDOW = 86400  # infra-errors counted over the last day
@@ -71,20 +72,35 @@ def status(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tru
     from kbo.orchestrator.standings import compute
 
     found = compute(config, recipe, state, fetch=fetch)
-    rungs: dict[str, list[dict[str, str]]] = {}
-    if len(config.ladder) > 1 and recipe == config.ladder[-1]:
-        from kbo.orchestrator.snapshot_plan import rung_states
+    return report_of(config, found, rungs_of(config, found, state))
 
-        lower = [compute(config, r, state, fetch=False) for r in config.ladder[:-1]]
-        states = [rung_states(f) for f in [*lower, found]]
-        rungs = {
-            a.name: [
-                {"recipe": r, "state": s[a.name]}
-                for r, s in zip(config.ladder, states, strict=True)
-            ]
-            for a in found.arches
-        }
-    return StatusReport(found.head, config.branch, recipe, found.arches, found.unserved, rungs)
+
+def rungs_of(
+    config: Config, found: Standings, state: StateReader
+) -> dict[str, list[dict[str, str]]]:
+    """With a ladder whose top rung ``found`` reads: per arch, each rung's state at HEAD."""
+    if len(config.ladder) < 2 or found.recipe != config.ladder[-1]:
+        return {}
+    from kbo.orchestrator.snapshot_plan import rung_states
+    from kbo.orchestrator.standings import compute
+
+    lower = [compute(config, r, state, fetch=False) for r in config.ladder[:-1]]
+    states = [rung_states(f) for f in [*lower, found]]
+    return {
+        a.name: [
+            {"recipe": r, "state": s[a.name]} for r, s in zip(config.ladder, states, strict=True)
+        ]
+        for a in found.arches
+    }
+
+
+def report_of(
+    config: Config, found: Standings, rungs: dict[str, list[dict[str, str]]] | None = None
+) -> StatusReport:
+    """The status document of standings already computed (``kbo web`` keeps them)."""
+    return StatusReport(
+        found.head, config.branch, found.recipe, found.arches, found.unserved, rungs or {}
+    )
 
 
 def workers(config: Config, state: StateReader, now: float) -> list[dict[str, Any]]:

@@ -339,3 +339,23 @@ def test_a_forged_report_naming_a_log_path_mails_nothing_of_that_file(
         assert attempt["log_path"] != str(secret)
     finally:
         cluster.stop_all()
+
+
+def test_the_full_log_links_to_the_dashboard_when_web_url_is_set() -> None:
+    from kbo.config import Config
+    from kbo.orchestrator.mail.compose import Composer
+    from kbo.orchestrator.state import Attempt, Job
+
+    job = Job(7, "/src", "a" * 40, "linux", "alpha", "none", "alpha-smp", None, "failed", 3, 0, 0)
+    attempt = Attempt(3, 7, 1, "failed", log_path="/var/lib/kbo/logs/3.log.gz")
+
+    def link(**settings: str) -> str:
+        return Composer(Config(**settings), None)._log_link(job, attempt)  # type: ignore[arg-type]
+
+    assert link(web_url="https://kbo.example.org/", log_url="https://logs.example.org") == (
+        "https://kbo.example.org/attempts/3/log#first-error"
+    )
+    assert link(log_url="https://logs.example.org/") == (
+        "https://logs.example.org/alpha_none_alpha-smp/3.log.gz"
+    )
+    assert link() == "/var/lib/kbo/logs/3.log.gz"

@@ -195,3 +195,51 @@ def test_a_patch_breaking_alpha_fails_alpha_only_and_names_file_and_line(
         assert (status["alpha"]["state"], status["hppa"]["state"]) == ("FAILING", "OK")
     finally:
         cluster.stop_all()
+
+
+def test_the_dashboard_follows_a_patch_breaking_alpha_to_its_first_error(
+    tmp_path: Path, redis_server: RedisServer, kernel_repo: Path
+) -> None:
+    """tests/test_dashboard.py's browser test on a real kbuild-smoke build: Debian's
+    chromium watches the grid while a quilt patch breaks alpha and hppa builds, then
+    follows alpha's cell to the log page, its first error marked."""
+    from tests.browser import chromium, state_of
+    from tests.services import free_port, wait_for
+    from tests.test_web import Web
+
+    repo = tmp_path / "linux"
+    subprocess.run(["git", "clone", "-q", str(kernel_repo), str(repo)], check=True)
+    add_breaking_patch(
+        repo, "arch/alpha/kernel/setup.c", 30, '#error "kbo test: this commit breaks alpha"'
+    )
+    port = free_port()
+    cluster = Cluster(
+        tmp_path / "kbo", broker_url=redis_server.url, repo=repo, web_port=port, **REAL
+    )
+    web = Web(cluster, port)
+    try:
+        web.start()
+        cluster.start_coordinator()
+        cluster.start_worker("w-cross", "alpha,hppa", unprivileged=True)
+        with chromium(tmp_path) as browser:
+            browser.get(web.url + "/")
+            assert state_of(browser, "#arch-alpha td.arch") == "NEVER"
+            browser.execute_script("window.kboNotReloaded = true;")
+            answer = web.submit(arches=["alpha", "hppa"], recipe="kbuild-smoke")
+            assert answer.status_code == 201, answer.text
+            for arch, state in (("alpha", "FAILING"), ("hppa", "OK")):
+                wait_for(
+                    lambda arch=arch, state=state: (
+                        state_of(browser, f"#arch-{arch} td.arch") == state
+                    ),
+                    BUILD_TIMEOUT,
+                    f"{arch} to be {state} on the grid",
+                )
+            assert browser.execute_script("return window.kboNotReloaded === true;")
+            browser.find_element("css selector", "#arch-alpha .cell a.log").click()
+            wait_for(lambda: "/attempts/" in browser.current_url, 30, "the log page")
+            marked = browser.find_element("id", "first-error")
+            assert "arch/alpha/kernel/setup.c:31:" in marked.text
+            assert "kbo test: this commit breaks alpha" in marked.text
+    finally:
+        cluster.stop_all()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kbo.config import Config
@@ -175,3 +175,26 @@ def history(repo: Path, rev: str, limit: int = 10000) -> list[tuple[str, int]]:
     return [
         (sha, int(ts)) for sha, ts in (ln.split() for ln in result.stdout.decode().splitlines())
     ]
+
+
+def authors(repo: Path, commits: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(author, subject) of each of these commits the repository has; the others are
+    left out (a commit of a fork, or one pruned since)."""
+    if not commits:
+        return {}
+    result = _git(
+        repo,
+        "log",
+        "--no-walk=unsorted",
+        "--ignore-missing",
+        "--format=%H%x00%an%x00%s",
+        "--end-of-options",
+        *commits,
+        "--",
+    )
+    found: dict[str, tuple[str, str]] = {}
+    for line in result.stdout.decode("utf-8", errors="replace").splitlines():
+        sha, _, rest = line.partition("\0")
+        author, _, subject = rest.partition("\0")
+        found[sha] = (author, subject)
+    return found

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from kbo import arches, recipes
@@ -20,6 +21,7 @@ from kbo.orchestrator.state.tokens import TokenInfo
 from kbo.text import NAME
 from kbo.web import files
 from kbo.web.auth import config_of, maintainer, may_read, reading
+from kbo.web.board import Boards
 from kbo.web.models import SubmitBody
 from kbo.web.relay import Refused, Relay
 from kbo.web.sources import check_source
@@ -104,20 +106,32 @@ def _relayed(call: Any, *args: Any) -> dict[str, Any]:
     "per tracked arch (and flavour), OK, STALE, NEVER, FAILING or BUILDING, its last good "
     "commit, how far behind it is, host problems and cancellations.",
     responses=READ,
+    response_model=dict[str, Any],
 )
 def status(
+    request: Request,
     config: Settings,
     _: Reader,
     recipe: Annotated[str | None, Query(pattern=f"^{NAME}$", max_length=64)] = None,
-) -> dict[str, Any]:
+) -> Response:
     chosen = recipe or config.status_recipe
     try:
         recipes.scope_of(chosen, config.recipe_dirs)
     except UserError as e:
         raise HTTPException(422, str(e)) from None
-    with reading(config) as state:
-        report = documents.status(config, chosen, state, fetch=False)
-    return report.to_json(time.time())
+    board = _boards(request).get(chosen)
+    now = time.time()
+    body = board.each_second("status", now, lambda: _json(board.report.to_json(now)))
+    return Response(body, media_type="application/json")
+
+
+def _boards(request: Request) -> Boards:
+    boards: Boards = request.app.state.boards
+    return boards
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 @router.get(

@@ -14,14 +14,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import kbo
 from kbo.config import Config
 from kbo.errors import KboError
 from kbo.text import one_line
-from kbo.web import api
+from kbo.web import api, pages
+from kbo.web.board import Boards
 from kbo.web.guards import BodyLimit, LastLine
 from kbo.web.relay import Relay
 
@@ -40,7 +42,11 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.config = config
     app.state.relay = Relay(config)
+    app.state.boards = Boards(config)
     app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
+    app.add_exception_handler(pages.LoginNeeded, pages.login_needed)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(KboError, _kbo_error)
@@ -91,8 +97,11 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": one_line(message) + more}, status_code=422)
 
 
-async def _http(request: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> Response:
+    """One line of JSON; a page that is not there is a page saying so (the dashboard's)."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and not request.url.path.startswith(("/api/", "/static/")):
+        return pages.missing(request, "no such page")
     return JSONResponse(
         {"detail": one_line(str(exc.detail))},
         status_code=exc.status_code,

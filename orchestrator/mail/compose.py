@@ -273,11 +273,17 @@ class Composer:
             f"Fixed by commit {job.commit}.\n"
             f"Failing since commit {entry['failing_since']}, with:\n  {entry['error']}\n"
         )
+        if self.config.web_url:
+            body += f"\nHistory: {self.config.web_url.rstrip('/')}/jobs/{job.id}/history\n"
         return subject, body
 
     def _log_link(self, job: Job, attempt: Attempt) -> str:
+        """The attempt's log page on `kbo web` when ``web_url`` is set (the first error
+        highlighted); else under ``log_url``; else the coordinator's own path."""
         if attempt.log_path is None:
             return "(no log was received)"
+        if self.config.web_url:
+            return f"{self.config.web_url.rstrip('/')}/attempts/{attempt.id}/log#first-error"
         if self.config.log_url:
             return f"{self.config.log_url.rstrip('/')}/{job.key}/{attempt.id}.log.gz"
         return str(attempt.log_path)
