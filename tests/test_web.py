@@ -326,3 +326,34 @@ def test_a_body_without_a_length_is_cut_off_at_the_limit() -> None:
     start, body = asgi(BodyLimit(reader, limit=1000), [b"x" * 600] * 3, [])
     assert start["status"] == 413
     assert json.loads(body["body"]) == {"detail": "the request body is over 1000 bytes"}
+
+
+def test_a_source_url_names_no_repository_outside_the_allowed_ones(tmp_path: Path) -> None:
+    """git decodes a file:// URL's path, so %2e%2e is a ".." segment: a glob of the
+    allowed directory must not let a maintainer name any repository the coordinator's
+    user can read. A web server decodes and normalises an https path the same way."""
+    from fastapi import HTTPException
+
+    from kbo.config import Config
+    from kbo.web.sources import check_source
+
+    allowed, private = tmp_path / "allowed", tmp_path / "private.git"
+    allowed.mkdir()
+    subprocess.run(["git", "init", "-q", "--bare", str(private)], check=True)
+    escape = f"file://{allowed}/%2e%2E/private.git"
+    found = subprocess.run(["git", "ls-remote", escape], capture_output=True, check=False)
+    assert found.returncode == 0, found.stderr  # git reaches the private repository
+    config = Config(
+        repository=str(allowed / "linux"),
+        allowed_repositories=(f"file://{allowed}/*", "https://salsa.debian.org/kernel-team/*"),
+    )
+    assert check_source(config, f"file://{allowed}/linux") == f"file://{allowed}/linux"
+    for source in (
+        escape,
+        f"file://{allowed}/x/..%2f..%2fprivate.git",
+        f"file://{allowed}/x?/../../private.git",
+        "https://salsa.debian.org/kernel-team/%2e%2e/mallory/linux",
+    ):
+        with pytest.raises(HTTPException) as refused:
+            check_source(config, source)
+        assert refused.value.status_code == 422, source

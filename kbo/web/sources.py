@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from urllib.parse import unquote
 
 from fastapi import HTTPException
 
@@ -12,7 +13,13 @@ from kbo.config import Config
 from kbo.packaging.repository import is_url, source_id
 
 # A path segment "." or "..": the URL would name another repository than it seems to.
-_DOT_SEGMENT = re.compile(r"(^|/)\.\.?(/|$)")
+_DOT_SEGMENT = re.compile(r"(^|[/\\])\.\.?([/\\]|$)")
+
+
+def _location(url: str) -> str:
+    """What follows the scheme, percent-decoded as git decodes a file:// URL and a web
+    server a path: %2e%2e is a ".." segment too, and so is one after a "?"."""
+    return unquote(url.split("://", 1)[1])
 
 
 def allowed(config: Config) -> tuple[str, ...]:
@@ -26,8 +33,7 @@ def check_source(config: Config, given: str | None) -> str | None:
     if not source:
         raise HTTPException(422, "no source given and no repository configured")
     if is_url(source):
-        path = source.split("://", 1)[1].split("?", 1)[0]
-        if _DOT_SEGMENT.search(path):
+        if _DOT_SEGMENT.search(_location(source)):
             raise HTTPException(422, "the source URL has . or .. segments")
         named = source
     else:
