@@ -357,3 +357,23 @@ def test_a_source_url_names_no_repository_outside_the_allowed_ones(tmp_path: Pat
         with pytest.raises(HTTPException) as refused:
             check_source(config, source)
         assert refused.value.status_code == 422, source
+
+
+def test_a_source_in_gits_scp_like_form_is_judged_as_any_url() -> None:
+    """git@host:path is a URL to kbo (packaging.repository.is_url): it used to be a 500."""
+    from fastapi import HTTPException
+
+    from kbo.config import Config
+    from kbo.web.sources import check_source
+
+    allowed = "git@salsa.debian.org:kernel-team/*"
+    config = Config(repository="/srv/git/linux", allowed_repositories=(allowed,))
+    linux = "git@salsa.debian.org:kernel-team/linux.git"
+    assert check_source(config, linux) == linux
+    for source, status in (
+        ("git@salsa.debian.org:kernel-team/../mallory/linux.git", 422),
+        ("git@salsa.debian.org:mallory/linux.git", 403),
+    ):
+        with pytest.raises(HTTPException) as refused:
+            check_source(config, source)
+        assert refused.value.status_code == status, source

@@ -17,9 +17,11 @@ _DOT_SEGMENT = re.compile(r"(^|[/\\])\.\.?([/\\]|$)")
 
 
 def _location(url: str) -> str:
-    """What follows the scheme, percent-decoded as git decodes a file:// URL and a web
-    server a path: %2e%2e is a ".." segment too, and so is one after a "?"."""
-    return unquote(url.split("://", 1)[1])
+    """What follows the scheme (or the ``user@host:`` of git's scp-like form),
+    percent-decoded as git decodes a file:// URL and a web server a path: %2e%2e is a
+    ".." segment too, and so is one after a "?"."""
+    rest = url.split("://", 1)[1] if "://" in url else url.split(":", 1)[1]
+    return unquote(rest)
 
 
 def allowed(config: Config) -> tuple[str, ...]:
