@@ -178,6 +178,9 @@ def test_bad_requests_are_refused_in_one_line(web: Web) -> None:
     assert refused(web.submit(arches=["sparc99"])) == (422, "arches: unknown architecture sparc99")
     huge = web.call("POST", "/api/runs", web.token, data=b"x" * (65 << 10), headers=JSON)
     assert refused(huge) == (413, "the request body is over 64 KiB")
+    chunked = web.call("POST", "/api/runs", web.token, data=iter([b"x" * (40 << 10)] * 2))
+    assert chunked.request.headers["Transfer-Encoding"] == "chunked"
+    assert refused(chunked) == (413, "the request body is over 64 KiB")
     outside = web.submit(source="https://example.org/evil/linux.git")
     assert refused(outside) == (
         403,
