@@ -380,3 +380,28 @@ def test_a_source_in_gits_scp_like_form_is_judged_as_any_url() -> None:
         with pytest.raises(HTTPException) as refused:
             check_source(config, source)
         assert refused.value.status_code == status, source
+
+
+def test_a_password_in_the_repository_url_reaches_no_answer_and_no_log(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A private packaging repository is configured with its token in the URL; kbo never
+    prints a URL's password (kbo config --show, the CLI's errors), and neither does kbo
+    web: not to an anonymous client in a 503, nor in its log, nor as a job's source."""
+    from kbo.web.app import Masked
+
+    url = "https://kbo:glpat-s3cret@127.0.0.1:1/linux.git"
+    cluster, port = web_cluster(tmp_path, redis_server, repository=url)
+    web = Web(cluster, port)
+    try:
+        web.start()
+        answer = web.call("GET", "/api/status")
+        assert answer.status_code == 503
+        assert answer.json()["detail"].startswith("https://kbo:**@127.0.0.1:1/linux.git: ")
+        assert "s3cret" not in cluster.log("web")
+    finally:
+        cluster.stop_all()
+    run = {"runs": [{"source": url, "jobs": [{"source": url, "id": 1}]}]}
+    shown = json.loads(Masked(run).body)
+    assert shown["runs"][0]["source"] == shown["runs"][0]["jobs"][0]["source"]
+    assert shown["runs"][0]["source"] == "https://kbo:**@127.0.0.1:1/linux.git"
