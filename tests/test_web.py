@@ -405,3 +405,34 @@ def test_a_password_in_the_repository_url_reaches_no_answer_and_no_log(
     shown = json.loads(Masked(run).body)
     assert shown["runs"][0]["source"] == shown["runs"][0]["jobs"][0]["source"]
     assert shown["runs"][0]["source"] == "https://kbo:**@127.0.0.1:1/linux.git"
+
+
+def test_a_glob_of_servers_takes_no_other_server() -> None:
+    """fnmatch's "*" matches "/", "?" and "#" too: a careless https://*.debian.org/*
+    must not take a URL whose server is elsewhere and only whose path or query ends in
+    .debian.org."""
+    from fastapi import HTTPException
+
+    from kbo.config import Config
+    from kbo.web.sources import check_source
+
+    config = Config(
+        repository="/srv/git/linux",
+        allowed_repositories=("https://*.debian.org/*", "git@*.debian.org:*"),
+    )
+    for source in (
+        "https://salsa.debian.org/kernel-team/linux.git",
+        "git@salsa.debian.org:kernel-team/linux.git",
+    ):
+        assert check_source(config, source) == source
+    for source in (
+        "https://evil.example/x.debian.org/linux",
+        "https://evil.example?.debian.org/linux",
+        "https://evil.example#.debian.org/linux",
+        "https://evil.example:443/.debian.org/linux",
+        "https://evil.example\\.debian.org/linux",
+        "git@evil.example:x/.debian.org:linux",
+    ):
+        with pytest.raises(HTTPException) as refused:
+            check_source(config, source)
+        assert refused.value.status_code == 403, source

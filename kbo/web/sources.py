@@ -24,6 +24,26 @@ def _location(url: str) -> str:
     return unquote(rest)
 
 
+_PATH_START = re.compile(r"[/?#\\]")
+
+
+def _server(url: str) -> str:
+    """The part of a URL that names the server: its scheme and everything up to its path,
+    query or fragment (``user@host`` of git's scp-like form)."""
+    if "://" not in url:
+        return url.split(":", 1)[0]
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{_PATH_START.split(rest, maxsplit=1)[0]}"
+
+
+def _matches(named: str, pattern: str) -> bool:
+    """A glob's "*" crosses "/": a URL's server must match the pattern's server on its
+    own, or https://*.debian.org/* would take https://evil.example/x.debian.org/linux."""
+    if not fnmatch.fnmatchcase(named, pattern):
+        return False
+    return not is_url(named) or fnmatch.fnmatchcase(_server(named), _server(pattern))
+
+
 def allowed(config: Config) -> tuple[str, ...]:
     return config.allowed_repositories or ((config.repository,) if config.repository else ())
 
@@ -42,7 +62,7 @@ def check_source(config: Config, given: str | None) -> str | None:
         named = source_id(source)  # "/srv/git/../x" is judged as the path it is
     for pattern in allowed(config):
         own = pattern if is_url(pattern) else source_id(pattern)
-        if named == own or fnmatch.fnmatchcase(named, pattern):
+        if named == own or _matches(named, pattern):
             return None if given is None else named
     raise HTTPException(
         403, f"source {named} is not among the allowed repositories (allowed_repositories)"
