@@ -436,3 +436,31 @@ def test_a_glob_of_servers_takes_no_other_server() -> None:
         with pytest.raises(HTTPException) as refused:
             check_source(config, source)
         assert refused.value.status_code == 403, source
+
+
+def test_the_cli_sends_no_token_over_plain_http_beyond_this_host(tmp_path: Path) -> None:
+    """kbo web sits behind a TLS proxy; a token sent to http://HOST crosses the network
+    readable. Plain http stays for kbo web's own loopback address."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KBO_")}
+    env |= {"HOME": str(tmp_path), "KBO_TOKEN": "kbo_secret"}
+    port = free_port()  # 0.0.0.0 reaches this host: no packet leaves it either way
+    for server in (f"http://0.0.0.0:{port}", f"http://127.0.0.1:{port}"):
+        result = subprocess.run(
+            [str(KBO), "status", "--server", server],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert "kbo_secret" not in result.stderr
+        if server.startswith("http://0.0.0.0"):
+            assert result.returncode == 2
+            assert result.stderr == (
+                f"kbo: --server {server} is plain http: the token would cross the network "
+                "unencrypted (use https://, as behind kbo web's TLS proxy)\n"
+            )
+        else:
+            assert result.returncode == 3  # nothing listens there, but it was asked
+            assert result.stderr.startswith(f"kbo: cannot reach {server}: ")
