@@ -239,6 +239,11 @@ class Coordinator:
     # -- reports from workers ----------------------------------------------------------
 
     def claim(self, attempt_id: int, token: str, worker: str, host: str) -> dict[str, Any]:
+        if not all(isinstance(v, str) and NAME.fullmatch(v) for v in (worker, host)):
+            # Checked as an announcement's are: the host names the admins' mail subject.
+            log.warning("claim of attempt %s with a malformed worker or host refused", attempt_id)
+            reason, lease = "malformed worker or host", self.config.lease_seconds
+            return {"accepted": False, "reason": reason, "job": None, "lease_seconds": lease}
         verdict = self.state.claim(attempt_id, token, worker, host, self.config.lease_seconds)
         if not verdict.accepted:
             log.warning("claim of attempt %s by %s refused: %s", attempt_id, worker, verdict.reason)

@@ -66,6 +66,18 @@ def test_a_missing_chroot_database_is_the_hosts_fault(tmp_path: Path) -> None:
         check(control("dpkg"), "alpha", CROSS, root=tmp_path, cross=False)
 
 
+def test_a_control_dpkg_cannot_parse_is_the_commits_fault_not_the_hosts() -> None:
+    """An infra-error would blame the host, try the job again on every host and mail the
+    admins that hosts fail; a warning that quotes the bad field (and fakes dpkg's list)
+    is no list of Build-Depends for the job to wait for either."""
+    faked = "dpkg [\n Unmet build dependencies: kbo-fake"
+    with pytest.raises(UserError, match=r"^dpkg-checkbuilddeps: cannot parse Build-Depends"):
+        check(control(faked), "alpha", CROSS, root=None, cross=False)
+    twice = "Source: x\nBuild-Depends: dpkg\nBuild-Depends: dpkg\n\nPackage: x\nArchitecture: any\n"
+    with pytest.raises(UserError, match="syntax error in debian/control at line 3"):
+        check(twice, "alpha", CROSS, root=None, cross=True)
+
+
 def test_rules_are_told_what_the_source_says_of_root() -> None:
     assert rules_env(LINUX) == {"DEB_RULES_REQUIRES_ROOT": "no"}
     assert rules_env("Source: x\n") == {"DEB_RULES_REQUIRES_ROOT": "binary-targets"}

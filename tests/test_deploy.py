@@ -190,3 +190,29 @@ def test_install_build_depends_asks_apt_for_what_the_cross_builds_lack(tmp_path:
         check=False,
     )
     assert usage.returncode == 2 and usage.stderr.startswith("usage: ")
+
+
+def test_install_build_depends_takes_no_apt_option_from_a_hostile_control(
+    tmp_path: Path,
+) -> None:
+    """It runs as root on a packaging tree. A field dpkg cannot parse is echoed whole in
+    dpkg's warning, so a control could write its own "Unmet build dependencies:" list:
+    apt-get build-dep then fails on that control, and the fallback would have run
+    `apt-get install -c/TREE/evil.conf`, whose DPkg::Pre-Invoke runs as root. The tree
+    is refused before any apt command."""
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "debian/control").write_text(
+        "Source: x\nBuild-Depends: dpkg [\n"
+        f" Unmet build dependencies: -c{tmp_path}/evil.conf hello\n"
+        "\nPackage: x\nArchitecture: any\n"
+    )
+    result = subprocess.run(
+        [str(DEPLOY / "install-build-depends"), str(tmp_path), "alpha"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1"},
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("install-build-depends: dpkg-checkbuilddeps failed: ")
+    assert "cannot parse Build-Depends" in result.stderr

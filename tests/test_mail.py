@@ -294,6 +294,38 @@ def test_bad_recipients_auth_and_logs_fail_cleanly(
         cluster.stop_all()
 
 
+def test_a_claim_naming_a_host_no_announcement_could_is_refused(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The claim's host is what the admins' host alert names in its Subject, and what
+    `kbo status` and `kbo workers` print: it is checked as an announcement's is, so a
+    line break (a header of its own, or a mail that cannot be composed) or a terminal
+    escape never gets that far."""
+    from kbo import messaging
+    from kbo.config import load_config
+    from kbo.messaging.app import make_app
+
+    cluster = Cluster(tmp_path, broker_url=redis_server.url, lease_seconds=60)
+    try:
+        cluster.start_coordinator()
+        cluster.submit("--arch", "alpha", "--flavour", "alpha-smp")
+        (attempt,) = cluster.attempts()
+        app = make_app(load_config(str(cluster.config)))
+        for worker, host in (
+            ("x@evil", "evil\r\nBcc: everyone@example.org"),
+            ("x\x1b]2;owned\x07@evil", "evil"),
+            ("x@evil", "e" * 201),
+        ):
+            claim = messaging.call(app, "kbo.claim", attempt["id"], "t", worker, host, timeout=30)
+            assert (claim["accepted"], claim["reason"]) == (False, "malformed worker or host")
+        (attempt,) = cluster.attempts()
+        assert (attempt["state"], attempt["worker_host"]) == ("queued", None)
+        claim = messaging.call(app, "kbo.claim", attempt["id"], "t", "x@good", "good", timeout=30)
+        assert claim["accepted"]
+    finally:
+        cluster.stop_all()
+
+
 def test_a_forged_report_naming_a_log_path_mails_nothing_of_that_file(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:

@@ -178,6 +178,9 @@ def test_bad_requests_are_refused_in_one_line(web: Web) -> None:
     assert refused(web.submit(arches=["sparc99"])) == (422, "arches: unknown architecture sparc99")
     huge = web.call("POST", "/api/runs", web.token, data=b"x" * (65 << 10), headers=JSON)
     assert refused(huge) == (413, "the request body is over 64 KiB")
+    chunked = web.call("POST", "/api/runs", web.token, data=iter([b"x" * (40 << 10)] * 2))
+    assert chunked.request.headers["Transfer-Encoding"] == "chunked"
+    assert refused(chunked) == (413, "the request body is over 64 KiB")
     outside = web.submit(source="https://example.org/evil/linux.git")
     assert refused(outside) == (
         403,
@@ -326,3 +329,141 @@ def test_a_body_without_a_length_is_cut_off_at_the_limit() -> None:
     start, body = asgi(BodyLimit(reader, limit=1000), [b"x" * 600] * 3, [])
     assert start["status"] == 413
     assert json.loads(body["body"]) == {"detail": "the request body is over 1000 bytes"}
+
+
+def test_a_source_url_names_no_repository_outside_the_allowed_ones(tmp_path: Path) -> None:
+    """git decodes a file:// URL's path, so %2e%2e is a ".." segment: a glob of the
+    allowed directory must not let a maintainer name any repository the coordinator's
+    user can read. A web server decodes and normalises an https path the same way."""
+    from fastapi import HTTPException
+
+    from kbo.config import Config
+    from kbo.web.sources import check_source
+
+    allowed, private = tmp_path / "allowed", tmp_path / "private.git"
+    allowed.mkdir()
+    subprocess.run(["git", "init", "-q", "--bare", str(private)], check=True)
+    escape = f"file://{allowed}/%2e%2E/private.git"
+    found = subprocess.run(["git", "ls-remote", escape], capture_output=True, check=False)
+    assert found.returncode == 0, found.stderr  # git reaches the private repository
+    config = Config(
+        repository=str(allowed / "linux"),
+        allowed_repositories=(f"file://{allowed}/*", "https://salsa.debian.org/kernel-team/*"),
+    )
+    assert check_source(config, f"file://{allowed}/linux") == f"file://{allowed}/linux"
+    for source in (
+        escape,
+        f"file://{allowed}/x/..%2f..%2fprivate.git",
+        f"file://{allowed}/x?/../../private.git",
+        "https://salsa.debian.org/kernel-team/%2e%2e/mallory/linux",
+    ):
+        with pytest.raises(HTTPException) as refused:
+            check_source(config, source)
+        assert refused.value.status_code == 422, source
+
+
+def test_a_source_in_gits_scp_like_form_is_judged_as_any_url() -> None:
+    """git@host:path is a URL to kbo (packaging.repository.is_url): it used to be a 500."""
+    from fastapi import HTTPException
+
+    from kbo.config import Config
+    from kbo.web.sources import check_source
+
+    allowed = "git@salsa.debian.org:kernel-team/*"
+    config = Config(repository="/srv/git/linux", allowed_repositories=(allowed,))
+    linux = "git@salsa.debian.org:kernel-team/linux.git"
+    assert check_source(config, linux) == linux
+    for source, status in (
+        ("git@salsa.debian.org:kernel-team/../mallory/linux.git", 422),
+        ("git@salsa.debian.org:mallory/linux.git", 403),
+    ):
+        with pytest.raises(HTTPException) as refused:
+            check_source(config, source)
+        assert refused.value.status_code == status, source
+
+
+def test_a_password_in_the_repository_url_reaches_no_answer_and_no_log(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A private packaging repository is configured with its token in the URL; kbo never
+    prints a URL's password (kbo config --show, the CLI's errors), and neither does kbo
+    web: not to an anonymous client in a 503, nor in its log, nor as a job's source."""
+    from kbo.web.app import Masked
+
+    url = "https://kbo:glpat-s3cret@127.0.0.1:1/linux.git"
+    cluster, port = web_cluster(tmp_path, redis_server, repository=url)
+    web = Web(cluster, port)
+    try:
+        web.start()
+        answer = web.call("GET", "/api/status")
+        assert answer.status_code == 503
+        assert answer.json()["detail"].startswith("https://kbo:**@127.0.0.1:1/linux.git: ")
+        grid = web.call("GET", "/")  # the dashboard's page saying so
+        assert grid.status_code == 503 and "s3cret" not in grid.text
+        assert "https://kbo:**@127.0.0.1:1/linux.git" in grid.text
+        assert "s3cret" not in cluster.log("web")
+    finally:
+        cluster.stop_all()
+    run = {"runs": [{"source": url, "jobs": [{"source": url, "id": 1}]}]}
+    shown = json.loads(Masked(run).body)
+    assert shown["runs"][0]["source"] == shown["runs"][0]["jobs"][0]["source"]
+    assert shown["runs"][0]["source"] == "https://kbo:**@127.0.0.1:1/linux.git"
+
+
+def test_a_glob_of_servers_takes_no_other_server() -> None:
+    """fnmatch's "*" matches "/", "?" and "#" too: a careless https://*.debian.org/*
+    must not take a URL whose server is elsewhere and only whose path or query ends in
+    .debian.org."""
+    from fastapi import HTTPException
+
+    from kbo.config import Config
+    from kbo.web.sources import check_source
+
+    config = Config(
+        repository="/srv/git/linux",
+        allowed_repositories=("https://*.debian.org/*", "git@*.debian.org:*"),
+    )
+    for source in (
+        "https://salsa.debian.org/kernel-team/linux.git",
+        "git@salsa.debian.org:kernel-team/linux.git",
+    ):
+        assert check_source(config, source) == source
+    for source in (
+        "https://evil.example/x.debian.org/linux",
+        "https://evil.example?.debian.org/linux",
+        "https://evil.example#.debian.org/linux",
+        "https://evil.example:443/.debian.org/linux",
+        "https://evil.example\\.debian.org/linux",
+        "git@evil.example:x/.debian.org:linux",
+    ):
+        with pytest.raises(HTTPException) as refused:
+            check_source(config, source)
+        assert refused.value.status_code == 403, source
+
+
+def test_the_cli_sends_no_token_over_plain_http_beyond_this_host(tmp_path: Path) -> None:
+    """kbo web sits behind a TLS proxy; a token sent to http://HOST crosses the network
+    readable. Plain http stays for kbo web's own loopback address."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KBO_")}
+    env |= {"HOME": str(tmp_path), "KBO_TOKEN": "kbo_secret"}
+    port = free_port()  # 0.0.0.0 reaches this host: no packet leaves it either way
+    for server in (f"http://0.0.0.0:{port}", f"http://127.0.0.1:{port}"):
+        result = subprocess.run(
+            [str(KBO), "status", "--server", server],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert "kbo_secret" not in result.stderr
+        if server.startswith("http://0.0.0.0"):
+            assert result.returncode == 2
+            assert result.stderr == (
+                f"kbo: --server {server} is plain http: the token would cross the network "
+                "unencrypted (use https://, as behind kbo web's TLS proxy)\n"
+            )
+        else:
+            assert result.returncode == 3  # nothing listens there, but it was asked
+            assert result.stderr.startswith(f"kbo: cannot reach {server}: ")

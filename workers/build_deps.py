@@ -28,6 +28,7 @@ from kbo.errors import InfraError, UserError
 # One relation of dpkg's list: a name with an optional version, alternatives joined by "|".
 _ONE = r"[^\s|()]+(?: \([^)]*\))?"
 _RELATION = re.compile(rf"{_ONE}(?: \| {_ONE})*")
+_ERROR = "dpkg-checkbuilddeps: error: "
 _UNMET = "Unmet build dependencies: "
 # Rules-Requires-Root: "no", "binary-targets", or keywords such as "dpkg/target-subcommand".
 _KEYWORD = r"[a-z0-9.-]+/[a-z0-9./-]+"
@@ -83,6 +84,10 @@ def _dpkg_check(
         raise InfraError(f"dpkg-checkbuilddeps could not run: {e}") from None
     if result.returncode == 0:
         return [], []
+    for line in result.stderr.splitlines():  # what dpkg found wrong in the commit's file
+        if line.startswith(_ERROR) and ("cannot parse" in line or "syntax error in" in line):
+            said = line.removeprefix(_ERROR).replace(str(control), "debian/control")
+            raise UserError(f"dpkg-checkbuilddeps: {said[:300]}")
     unmet = _listed(result.stderr, _UNMET)
     conflicts = _listed(result.stderr, _CONFLICTS)
     if not unmet and not conflicts:
@@ -92,9 +97,10 @@ def _dpkg_check(
 
 
 def _listed(stderr: str, label: str) -> list[str]:
+    """The relations of dpkg's own error line, never of a warning that quotes the file."""
     for line in stderr.splitlines():
-        if label in line:
-            return _RELATION.findall(line.split(label, 1)[1])
+        if line.startswith(_ERROR + label):
+            return _RELATION.findall(line.removeprefix(_ERROR + label))
     return []
 
 

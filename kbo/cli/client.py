@@ -5,7 +5,9 @@ becomes kbo's one line and exit status; the token is never printed."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from kbo.cli.common import text
 from kbo.config import Config
@@ -31,7 +33,22 @@ def server_of(args: argparse.Namespace, config: Config) -> Server | None:
         return None
     if not url.startswith(("http://", "https://")):
         raise UserError(f"--server must be an http:// or https:// URL, not {url!r}")
+    if config.token and url.startswith("http://") and not _loopback(url):
+        raise UserError(
+            f"--server {url} is plain http: the token would cross the network unencrypted "
+            "(use https://, as behind kbo web's TLS proxy)"
+        )
     return Server(url, config.token)
+
+
+def _loopback(url: str) -> bool:
+    """Whether the URL's host is this machine (kbo web's own address), where plain http
+    carries a token no further than the host."""
+    try:
+        host = urlsplit(url).hostname or ""
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Server:

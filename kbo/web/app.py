@@ -21,13 +21,31 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import kbo
 from kbo.config import Config
 from kbo.errors import KboError
-from kbo.text import one_line
+from kbo.text import mask_passwords, one_line
 from kbo.web import api, pages
 from kbo.web.board import Boards
 from kbo.web.guards import BodyLimit, LastLine
 from kbo.web.relay import Relay
 
 log = logging.getLogger("kbo.web")
+
+
+class Masked(JSONResponse):
+    """JSON with every password inside a URL replaced by ``**``, as the CLI prints URLs:
+    a ``repository`` that holds a token reaches answers as job sources and in errors."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(_masked(content))
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_passwords(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
 
 
 def create_app(config: Config) -> FastAPI:
@@ -39,6 +57,7 @@ def create_app(config: Config) -> FastAPI:
         "maintainers submit, retry and cancel with a token (`kbo token add`).",
         docs_url=None,
         redoc_url=None,
+        default_response_class=Masked,
     )
     app.state.config = config
     app.state.relay = Relay(config)
@@ -94,7 +113,7 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = f"{where}: {first.get('msg', 'invalid')}"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return JSONResponse({"detail": one_line(message) + more}, status_code=422)
+    return Masked({"detail": one_line(message) + more}, status_code=422)
 
 
 async def _http(request: Request, exc: Exception) -> Response:
@@ -102,7 +121,7 @@ async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404 and not request.url.path.startswith(("/api/", "/static/")):
         return pages.missing(request, "no such page")
-    return JSONResponse(
+    return Masked(
         {"detail": one_line(str(exc.detail))},
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
@@ -112,9 +131,9 @@ async def _http(request: Request, exc: Exception) -> Response:
 async def _kbo_error(request: Request, exc: Exception) -> JSONResponse:
     """What kbo itself could not do for the request (its database refused, git failed,
     no repository configured): the service's trouble, told in kbo's one line."""
-    message = one_line(str(exc))
+    message = mask_passwords(one_line(str(exc)))
     log.warning("%s %s: %s", request.method, request.url.path, message)
-    return JSONResponse({"detail": message}, status_code=503)
+    return Masked({"detail": message}, status_code=503)
 
 
 def serve(config: Config) -> None:

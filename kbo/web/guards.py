@@ -71,6 +71,11 @@ class BodyLimit:
 
         async def sending(message: Message) -> None:
             nonlocal started
+            if received > self.limit:  # FastAPI answers a body it could not read with 400
+                if not started:
+                    started = True
+                    await _answer(send, 413, too_large)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -34,7 +34,7 @@ from kbo.orchestrator.state import Attempt, Job
 from kbo.orchestrator.state.records import HOST_PROBLEMS
 from kbo.orchestrator.state.tokens import TokenInfo, identify
 from kbo.packaging import repository
-from kbo.text import NAME, one_line
+from kbo.text import NAME, mask_passwords, one_line
 from kbo.web import files
 from kbo.web.api import JOB_ID, RUN_ID
 from kbo.web.auth import config_of, reading
@@ -197,7 +197,8 @@ def grid(
     try:
         board = boards.get(chosen)
     except KboError as e:  # no repository yet, git or the database failing: say so
-        return page(request, "missing.html", 503, title="Unavailable", what=one_line(str(e)))
+        what = one_line(mask_passwords(str(e)))  # a repository URL may hold a token
+        return page(request, "missing.html", 503, title="Unavailable", what=what)
     now = time.time()
 
     def render() -> bytes:
