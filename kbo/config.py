@@ -311,6 +311,8 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
         ) from None
     _check_text(config)
     _check_urls(config)
+    if len(set(config.ladder)) != len(config.ladder):
+        raise UserError("ladder names a recipe twice", config.origins.get("ladder", source))
     return config
 
 

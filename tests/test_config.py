@@ -59,6 +59,7 @@ def test_check_accepts_a_good_file_and_names_it(tmp_path: Path) -> None:
         ("lease_second = 30\n", "unknown setting 'lease_second' (did you mean lease_seconds?)"),
         ("smtp_password = 7\n", "smtp_password must be a string, not the value given"),
         ("build_slots = \n", "malformed config"),
+        ('ladder = ["linux-setup", "linux-setup"]\n', "ladder names a recipe twice"),
     ],
 )
 def test_check_refuses_a_bad_value_in_one_line_naming_file_and_key(
