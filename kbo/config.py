@@ -141,6 +141,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     fold_seconds: Annotated[
         int, _s("flavours failing alike within this many seconds share one mail", ge=0)
     ] = 60
+    bisect_max_steps: Annotated[
+        int,
+        _s("builds a bisection for a new failure may take (0: only `kbo bisect` bisects)", ge=0),
+    ] = 8
+    bisect_mail_wait: Annotated[
+        int,
+        _s("seconds a failure mail waits for its bisection, when it should take that long", ge=0),
+    ] = 1800
     log_url: Annotated[
         str, _s('where people read logs: "<log_url>/<job key>/<attempt>.log.gz"')
     ] = ""

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from kbo.cli.bisect_cmd import describe
 from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
 from kbo.config import Config, load_config
@@ -42,15 +43,24 @@ def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
 
 def _read(config: Config, recipe: str) -> tuple[str, list[Standing], frozenset[str]]:
     """HEAD, the standings, and the tracked arches no live worker serves."""
+    head, arches, unserved, _ = _read_all(config, recipe)
+    return head, arches, unserved
+
+
+def _read_all(
+    config: Config, recipe: str
+) -> tuple[str, list[Standing], frozenset[str], list[dict[str, Any]]]:
+    """What ``_read`` gives, and the bisections running (as JSON)."""
     from kbo.orchestrator.standings import compute
     from kbo.orchestrator.state import StateReader
 
     state = StateReader.open(config.database)
     try:
         found = compute(config, recipe, state)
+        bisections = [b.to_json() for b in state.bisections(running_only=True)]
     finally:
         state.close()
-    return found.head, found.arches, found.unserved
+    return found.head, found.arches, found.unserved, bisections
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         check_target(args.html)  # before any work
     recipe = args.recipe or config.default_recipe
-    head, arches, unserved = _read(config, recipe)
+    head, arches, unserved, bisections = _read_all(config, recipe)
     now = time.time()
     if args.html:
         try:
@@ -76,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                     "branch": config.branch,
                     "recipe": recipe,
                     "arches": [a.to_json(now) | {"no_worker": a.name in unserved} for a in arches],
+                    "bisections": bisections,
                 },
                 indent=2,
             )
@@ -100,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
             print("\nnot built at HEAD, cancelled (`kbo retry JOB` or a new submit builds it):")
             for flavour in cancelled:
                 print(f"  {flavour.name}: {flavour.cancelled}")
+        if bisections:
+            print("\nbisecting (`kbo bisect JOB` shows one):")
+            for b in bisections:
+                print(f"  {describe(b)}")
         if unserved:
             print(
                 f"\nno worker: no live worker serves {', '.join(sorted(unserved))} (none seen "
