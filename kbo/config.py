@@ -171,6 +171,17 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     digest_hours: Annotated[
         int, _s("snapshots also mail the digest, at most this often (0: never)", ge=0)
     ] = 0
+    timeout_history: Annotated[
+        int,
+        _s(
+            "successful builds of a job key whose durations set its timeout: 3 x their p95,"
+            " from 3 of them on (0: the recipe's timeout alone)",
+            ge=0,
+        ),
+    ] = 10
+    timeout_min_seconds: Annotated[
+        int, _s("the shortest timeout the durations of earlier builds may set", ge=1)
+    ] = 600
     # Not settings: where the values came from, for messages and `kbo config --show`.
     source: str = "defaults"
     origins: dict[str, str] = msgspec.field(default_factory=dict)

@@ -22,7 +22,7 @@ from celery import Celery
 from kbo import messaging, recipes
 from kbo.config import Config
 from kbo.errors import EXIT_BAD_INPUT, KboError
-from kbo.orchestrator import snapshot_plan, standings, status_page
+from kbo.orchestrator import snapshot_plan, standings, status_page, timeouts
 from kbo.orchestrator.bisections import Bisector
 from kbo.orchestrator.heartbeats import hear_forever
 from kbo.orchestrator.listening import Listening, boot_clock
@@ -31,7 +31,7 @@ from kbo.orchestrator.mail.outbox import Mailer
 from kbo.orchestrator.mail.reports import Reporter
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.retries import RetryPolicy
-from kbo.orchestrator.state import JobSpec, Run, State, WorkerInfo
+from kbo.orchestrator.state import Job, JobSpec, Run, State, WorkerInfo
 from kbo.packaging import repository
 from kbo.packaging.matrix import Matrix, Selection, representatives, select
 
@@ -218,15 +218,35 @@ class Coordinator:
                 attempt_id,
                 worker,
             )
-        job = None
+        job, limits = None, {}
         if verdict.job is not None:
             job = verdict.job.to_json() | {"attempt": verdict.attempt_number}
+            limits = self._timeouts(verdict.job)
         return {
             "accepted": verdict.accepted,
             "reason": verdict.reason,
             "job": job,
             "lease_seconds": self.config.lease_seconds,
+            "timeouts": limits,
         }
+
+    def _timeouts(self, job: Job) -> dict[str, dict[str, int | str]]:
+        """Per executor, the timeout the job key's earlier builds set (none: the
+        recipe's); a recipe that cannot be read sets none (the worker says why)."""
+        config = self.config
+        if config.timeout_history == 0:
+            return {}
+        try:
+            recipe = recipes.load(job.recipe, config.recipe_dirs)
+        except KboError:
+            return {}
+        durations = self.state.build_durations(job, config.timeout_history * len(recipes.EXECUTORS))
+        return timeouts.from_history(
+            durations,
+            config.timeout_history,
+            config.timeout_min_seconds,
+            lambda executor: recipe.limits(executor)[0],
+        )
 
     def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> str:
         """Renew the lease; say whether it is "held", "lost" (the attempt lapsed and its job
