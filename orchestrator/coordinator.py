@@ -316,6 +316,17 @@ class Coordinator:
         except Exception:
             log.exception("%s at %s: bisecting failed", job.key, job.commit[:12])
 
+    def resume_bisections(self) -> None:
+        """Advance each running bisection once, at start: a coordinator that died between
+        a step's result and the next step (or the verdict) left it waiting for nothing.
+        Advancing is idempotent, so one that waits for a build changes nothing."""
+        bisector = Bisector(self.config, self.state, self.publish)
+        for bisection in self.state.bisections(running_only=True):
+            try:
+                bisector.advance(bisection)
+            except Exception:
+                log.exception("resuming bisection %s failed", bisection.id)
+
     def bisect(self, request: dict[str, Any]) -> dict[str, Any]:
         """``kbo bisect``: bisect what broke a failed job, or say how its bisection
         stands. Asking again starts nothing new."""

@@ -5,6 +5,7 @@ told per commit how alpha's build ends (``tests/recipes/scripted.sh``)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,3 +185,24 @@ def test_kbo_bisect_by_hand_shows_in_status_and_mails_the_culprit(
             assert "only a failed job is bisected" in refused.stderr
     finally:
         cluster.stop_all()
+
+
+def test_a_bisection_a_dead_coordinator_left_running_ends_at_the_next_start(
+    cluster: Cluster,
+) -> None:
+    with SmtpServer(cluster.smtp_port) as inbox:  # type: ignore[attr-defined]
+        snapshot(cluster)
+        commits = history(cluster)
+        snapshot(cluster)
+        wait_for(lambda: inbox.messages, 90, "the failure mail")
+        # As if the coordinator died after the last step's result, before the verdict.
+        cluster.kill("coordinator")
+        db = sqlite3.connect(cluster.tmp / "state" / "kbo.sqlite")
+        with db:
+            db.execute("UPDATE bisections SET state = 'running', culprit = NULL, ended_at = NULL")
+        db.close()
+        cluster.start_coordinator()
+        wait_for(lambda: len(inbox.messages) == 2, 60, "the culprit mail")
+        assert inbox.messages[1][1]["Subject"].endswith(f"first bad commit {commits[4][:7]}")
+    (row,) = cluster.query("SELECT state, steps, culprit FROM bisections")
+    assert tuple(row) == ("found", 3, commits[4])  # no build made twice
