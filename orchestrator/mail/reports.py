@@ -4,7 +4,9 @@ A failure mails when it is the first of its (arch, featureset, flavour) after a 
 or its first ever. A retry, or a failure at a later commit with the same first error,
 mails nothing. Flavours of one arch failing at one commit with the same error within
 ``fold_seconds`` fold into one mail. Reports go to the outbox first, with what they say of
-the attempt that ended (``failed_attempt``); the sender mails them.
+the attempt that ended (``failed_attempt``); the sender mails them. A failure mail may be
+held back for its bisection (``orchestrator/bisections.py``), whose builds are never
+mailed themselves.
 
 An infra-error is never mailed to authors. When one host has ``host_alert_errors`` of them
 within a day, ``admin_mail_to`` gets one mail naming the host and what failed there, and no
