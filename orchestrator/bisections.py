@@ -8,7 +8,8 @@ again from the ledger at every result (``orchestrator/bisect.py``), so a repeate
 report, or one that comes late, cannot advance it twice: the next step's run has an id
 made from the bisection and the commit, and recording a run twice queues nothing.
 
-The failure mail that a new failure queued waits for its bisection when the bisection
+Flavours failing alike at one commit share one failure mail, and one bisection: the
+first's. The failure mail that a new failure queued waits for its bisection when the bisection
 should end within ``bisect_mail_wait`` (its builds times the job key's recent build
 duration): until it ends, or that long at most. It then names the first bad commit.
 Otherwise, or when the wait ran out, the failure mail goes as it is and a mail of kind
@@ -86,6 +87,11 @@ class Bisector:
         """A new failure (its report queued as ``mail_id``): bisect it when A..B holds
         more than one commit and ``bisect_max_steps`` allows."""
         if self.config.bisect_max_steps == 0 or job.state != "failed" or mail_id is None:
+            return
+        if (other := self.state.bisection_holding(mail_id)) is not None:
+            # Flavours of the arch failing alike at this commit share one mail: the
+            # bisection of the first of them names the culprit for all.
+            log.info("%s at %s: bisection %s covers it", job.key, job.commit[:12], other.id)
             return
         try:
             started = self.start(job, attempt, "kbo", self.config.bisect_max_steps, mail_id)

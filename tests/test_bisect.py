@@ -206,3 +206,39 @@ def test_a_bisection_a_dead_coordinator_left_running_ends_at_the_next_start(
         assert inbox.messages[1][1]["Subject"].endswith(f"first bad commit {commits[4][:7]}")
     (row,) = cluster.query("SELECT state, steps, culprit FROM bisections")
     assert tuple(row) == ("found", 3, commits[4])  # no build made twice
+
+
+def test_flavours_failing_alike_share_one_mail_and_one_bisection(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # The default test recipe: one job per flavour, and the stand-in fails alike at every
+    # commit, so the bisection names the oldest commit after the last good build.
+    port = free_port()
+    cluster = Cluster(
+        tmp_path,
+        broker_url=redis_server.url,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        mail_to=["debian-kernel@example.org"],
+        fold_seconds=3,
+        bisect_max_steps=8,
+    )
+    try:
+        cluster.start_coordinator()
+        cluster.start_worker("w1", "alpha", "--slots", "2")
+        with SmtpServer(port) as inbox:
+            assert cluster.submit("--arch", "alpha", "--wait")["succeeded"]
+            commits = [commit_as(cluster, AUTHORS[n % 4], f"commit {n}") for n in range(1, 5)]
+            (cluster.control / "fail-alpha").touch()
+            run = cluster.submit("--arch", "alpha", "--wait")
+            flavours = {job["flavour"] for job in run["jobs"]}
+            assert len(flavours) > 1
+            wait_for(lambda: inbox.messages, 90, "the failure mail")
+            time.sleep(3)
+            assert len(inbox.messages) == 1, inbox.subjects()
+            message = inbox.messages[0][1]
+            assert message["Subject"].endswith(f"first bad commit {commits[0][:7]}")
+            assert set(message["X-Kbo-Flavour"].split(", ")) == flavours
+        assert len(cluster.query("SELECT id FROM bisections")) == 1
+    finally:
+        cluster.stop_all()

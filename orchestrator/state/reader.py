@@ -322,6 +322,11 @@ class StateReader:
         )
         return None if row is None else Bisection.from_row(row)
 
+    def bisection_holding(self, mail_id: int) -> Bisection | None:
+        """The bisection that holds this failure mail back, if one does."""
+        row = self._one("SELECT * FROM bisections WHERE mail_id = ? LIMIT 1", (mail_id,))
+        return None if row is None else Bisection.from_row(row)
+
     def bisections_of_key(self, job: Job) -> list[Bisection]:
         """The running bisections of the job's key and recipe."""
         rows = self._all(
