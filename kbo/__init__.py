@@ -10,6 +10,8 @@ The import packages, and which way the arrows point (``tests/test_layout.py`` ch
 - ``kbo.messaging``: the Celery app and the calls that cross between the sides.
 - ``kbo.orchestrator``: the coordinator's side (state, planning, mail, the status page).
 - ``kbo.workers``: the build host's side (capabilities, sandbox, executors, builds).
+- ``kbo.web``: ``kbo web``, the coordinator's HTTP API; it reads the state and asks the
+  coordinator, as the CLI does (and stands on the coordinator's side, not the workers').
 - ``kbo.cli``: ``kbo <verb>``, on top of everything.
 
 Neither side imports the other, and nothing below the CLI imports it.

@@ -27,7 +27,7 @@ from kbo.errors import UserError
 from kbo.text import NAME, escaped, is_utf8, mask_passwords, read_small_file
 
 SEARCH_PATH = (Path("~/.config/kbo/kbo.toml"), Path("/etc/kbo/kbo.toml"))
-SECRETS = frozenset({"smtp_password"})  # never printed; URLs also lose their password
+SECRETS = frozenset({"smtp_password", "token"})  # never printed; URLs also lose their password
 
 
 def _default_state_dir() -> str:
@@ -182,6 +182,24 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     timeout_min_seconds: Annotated[
         int, _s("the shortest timeout the durations of earlier builds may set", ge=1)
     ] = 600
+    web_listen: Annotated[str, _s("the address `kbo web` listens on", min_length=1)] = "127.0.0.1"
+    web_port: Annotated[int, _s("the port `kbo web` listens on", ge=1, le=65535)] = 8080
+    web_proxies: Annotated[
+        tuple[str, ...],
+        _s("addresses of the TLS-terminating proxies whose X-Forwarded-* `kbo web` trusts"),
+    ] = ("127.0.0.1",)
+    allowed_repositories: Annotated[
+        tuple[str, ...],
+        _s("sources `kbo web` accepts submissions of, as globs (empty: only `repository`)"),
+    ] = ()
+    read_access: Annotated[
+        Literal["public", "token"], _s("who may read through `kbo web`: anyone, or a token")
+    ] = "public"
+    server: Annotated[
+        str,
+        _s('`kbo web` for submit, status, retry, cancel ("": the broker)', pattern="^$|^https?://"),
+    ] = ""
+    token: Annotated[str, _s("the token `server` knows you by (never shown)")] = ""
     # Not settings: where the values came from, for messages and `kbo config --show`.
     source: str = "defaults"
     origins: dict[str, str] = msgspec.field(default_factory=dict)
@@ -393,8 +411,8 @@ def reference() -> str:
     for field in settings():
         if field.name == "state_dir":
             default = "`/var/lib/kbo` as root, else `~/.local/state/kbo`"
-        elif field.default == ():
-            default = "`[]`"
+        elif isinstance(field.default, tuple):
+            default = f"`{list(field.default)!r}`"
         else:
             default = f"`{field.default!r}`".replace('"', "'")
         kind = field.type

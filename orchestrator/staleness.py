@@ -64,6 +64,25 @@ class Standing:
             "cancelled": self.cancelled,
         } | ({"flavours": [f.to_json(now) for f in self.flavours]} if self.flavours else {})
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Standing:
+        """The inverse of ``to_json`` (a client of ``kbo web``); a KeyError or TypeError
+        for anything else."""
+        good, problem = doc["last_good"], doc["host_problem"]
+        return cls(
+            name=str(doc["name"]),
+            state=str(doc["state"]),
+            last_good=None if good is None else Commit(str(good["commit"]), int(good["timestamp"])),
+            commits_behind=doc["commits_behind"],
+            stale_since=doc["stale_since"],
+            failing_commit=doc["failing_commit"],
+            flavours=[cls.from_json(f) for f in doc.get("flavours", [])],
+            first_error=doc["first_error"],
+            log=doc["log"],
+            host_problem=None if problem is None else HostProblem(**problem),
+            cancelled=doc["cancelled"],
+        )
+
 
 def assess(
     arch: str,

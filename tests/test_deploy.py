@@ -71,7 +71,12 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
     (tmp_path / "kbo-worker@alpha.service").write_text(
         (tmp_path / "kbo-worker@.service").read_text()
     )
-    names = ["kbo-coordinator.service", "kbo-snapshot.service", "kbo-snapshot.timer"]
+    names = [
+        "kbo-coordinator.service",
+        "kbo-web.service",
+        "kbo-snapshot.service",
+        "kbo-snapshot.timer",
+    ]
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / n) for n in names),
          str(tmp_path / "kbo-worker@alpha.service")],
@@ -90,7 +95,13 @@ def test_every_scheduled_and_service_command_is_one_kbo_accepts() -> None:
     fields = cron[0].split()
     assert len(fields[:5]) == 5 and fields[5] == "kbo" and fields[6] == "/opt/kbo/bin/kbo"
     commands.append(fields[6:])
-    assert sorted(c[1] for c in commands) == ["coordinator", "snapshot", "snapshot", "worker"]
+    assert sorted(c[1] for c in commands) == [
+        "coordinator",
+        "snapshot",
+        "snapshot",
+        "web",
+        "worker",
+    ]
     for argv in commands:
         assert argv[0] == "/opt/kbo/bin/kbo"
         args = [a.replace("%I", "alpha,hppa") for a in argv[1:]]
@@ -147,3 +158,35 @@ def test_the_host_arch_needs_no_cross_toolchain() -> None:
     ).stdout.split()
     assert "gcc" in native and not any(p.endswith("-cross") for p in native)
     assert set(alpha) - set(native) == {"gcc-alpha-linux-gnu", "libc6.1-dev-alpha-cross"}
+
+
+def test_install_build_depends_asks_apt_for_what_the_cross_builds_lack(tmp_path: Path) -> None:
+    """dpkg-checkbuilddeps decides what is missing for each arch, with the profiles of
+    kbo's cross builds; apt-get build-dep -a ARCH installs it, and nothing is asked for
+    an arch whose Build-Depends are met."""
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "debian/control").write_text(
+        "Source: x\nBuild-Depends-Arch: dpkg, kbo-absent [alpha], kbo-tools <!pkg.linux.notools>\n"
+        "\nPackage: x\nArchitecture: any\n"
+    )
+    result = subprocess.run(
+        [str(DEPLOY / "install-build-depends"), str(tmp_path), "alpha", "mips"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "install-build-depends: alpha: kbo-absent\n"
+    (command,) = result.stdout.splitlines()
+    assert command.endswith(
+        "build-dep -y -qq --no-install-recommends --arch-only -a alpha"
+        f" -P cross,nodoc,pkg.linux.nokerneldbg,pkg.linux.notools {tmp_path}"
+    )
+    usage = subprocess.run(
+        [str(DEPLOY / "install-build-depends"), str(tmp_path / "nowhere"), "alpha"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: ")

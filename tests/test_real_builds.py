@@ -96,19 +96,59 @@ def test_linux_recipe_setup_stage_for_the_default_flavours(cluster: Cluster) -> 
         assert "the build did not produce" not in log  # its .config was written
         assert "== kbo stage check Build-Depends ==" in log
 
-    # The full recipe needs every Build-Depends; this host lacks the tools' ones.
-    full = cluster.submit(
-        "--recipe",
-        "linux",
-        "--arch",
-        "alpha",
-        "--flavour",
-        "alpha-smp",
-        "--wait",
-        timeout=BUILD_TIMEOUT,
+
+def test_linux_libc_dev_is_built_by_debians_rules_for_alpha_hppa_and_mips(cluster: Cluster) -> None:
+    """binary-arch_<arch>_real_libc-dev of the real packaging, cross, with the `linux`
+    recipe's profiles and dpkg-checkbuilddeps: linux-libc-dev_<version>_<arch>.deb."""
+    cluster.start_worker("w-cross", "alpha,hppa,mips", unprivileged=True)
+    run = cluster.submit(
+        "--recipe", "linux-libc-dev", "--arch", "alpha,hppa,mips", "--wait", timeout=BUILD_TIMEOUT
     )
-    error = full["jobs"][0]["first_error"]
-    assert error.startswith("missing Build-Depends: ") and "libaudit-dev" in error
+    assert run["succeeded"] is True, [(j["arch"], j["first_error"]) for j in run["jobs"]]
+    for job in run["jobs"]:
+        arch = job["arch"]
+        (deb,) = [a for a in job["artifacts"] if a["name"].endswith(".deb")]
+        assert deb["name"] == f"linux-libc-dev_6.1.176-1_{arch}.deb"
+        control = DebFile(deb["path"]).debcontrol()
+        assert (control["Package"], control["Architecture"]) == ("linux-libc-dev", arch)
+        log = log_of(job)
+        assert f"make -f debian/rules.gen binary-arch_{arch}_real_libc-dev" in log
+        assert "-P cross,nodoc,pkg.linux.nokerneldbg,pkg.linux.notools" in log
+        assert "kbo: every Build-Depends is installed" in log
+    hppa = log_of(next(j for j in run["jobs"] if j["arch"] == "hppa"))
+    assert "though the packaging does not say :native: binutils-hppa64-linux-gnu" in hppa
+
+
+def test_a_host_lacking_one_build_depends_waits_and_builds_once_it_is_back(
+    cluster: Cluster,
+) -> None:
+    """kernel-wedge removed from this host: the job is dep-wait naming it, never failed.
+    Installed again, the same job, given back, builds."""
+    cluster.start_worker("w-cross", "alpha", unprivileged=True)
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "kernel-wedge"]
+    subprocess.run(["dpkg", "--remove", "kernel-wedge"], capture_output=True, check=True)
+    try:
+        run = cluster.submit(
+            "--recipe", "linux-libc-dev", "--arch", "alpha", "--wait", timeout=BUILD_TIMEOUT
+        )
+        (job,) = run["jobs"]
+        assert job["state"] == "dep-wait", job
+        assert job["first_error"] == "missing Build-Depends: kernel-wedge (>= 2.102~)"
+    finally:
+        subprocess.run(apt, capture_output=True, check=True)
+    assert cluster.kbo("retry", str(job["id"])).returncode == 0
+    ended = wait_for(
+        lambda: cluster.query(
+            "SELECT state, current_attempt FROM jobs WHERE id = ? AND state NOT IN"
+            " ('queued', 'running')",
+            job["id"],
+        ),
+        BUILD_TIMEOUT,
+        "the job to build again",
+    )
+    # Attempt 2 is the one the dep-wait queued for later; the give-back is attempt 3.
+    assert tuple(ended[0]) == ("succeeded", 3), tuple(ended[0])
+    assert cluster.query("SELECT COUNT(*) FROM outbox")[0][0] == 0  # no author hears of it
 
 
 def test_qemu_executor_builds_natively_in_a_mipsel_chroot(cluster: Cluster) -> None:

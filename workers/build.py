@@ -312,10 +312,14 @@ class BuildAttempt:
         )
         self._stage(out, f"executor {executor}")
         execution = prepare_execution(executor, info, self.config, where.root, out)
+        source_env: dict[str, str] = {}
         if prepared is not None:
-            self._build_depends(recipe, execution, prepared, job, out)
+            control = job_files.read_text(prepared.src, "debian/control")
+            self._build_depends(recipe, execution, control, job, out)
+            source_env = build_deps.rules_env(control)
         values = self._values(job, recipe, execution)
         spec = self._step_spec(base, job, recipe, execution, prepared, where)
+        spec = replace(spec, env=spec.env | source_env)
         failure = self._steps(values, recipe, spec, where, execution.name)
         if failure:
             return failure
@@ -362,23 +366,33 @@ class BuildAttempt:
         self,
         recipe: recipes.Recipe,
         execution: Execution,
-        prepared: prepared_tree.Prepared,
+        control: str,
         job: dict[str, Any],
         out: BinaryIO,
     ) -> None:
         """Log unmet Build-Depends; when the recipe needs them all (a full build), raise
         ``MissingBuildDepends``: the job waits for a host that has them (dep-wait)."""
         self._stage(out, "check Build-Depends")
-        profiles = execution.env.get("DEB_BUILD_PROFILES", "").split() + list(recipe.profiles)
+        profiles = debian_env(execution, recipe).get("DEB_BUILD_PROFILES", "").split()
         root = Path(execution.chroot) if execution.chroot else None
-        control = job_files.read_text(prepared.src, "debian/control")
-        missing = build_deps.unmet(control, job["arch"], profiles, build_deps.installed_names(root))
-        if not missing:
+        out.write(
+            f"kbo: dpkg-checkbuilddeps -B -a {job['arch']} -P {','.join(profiles)}"
+            f"{' (in the chroot)' if root else ''}\n".encode()
+        )
+        checked = build_deps.check(
+            control, job["arch"], profiles, root=root, cross=execution.name == "cross"
+        )
+        if checked.met_natively:
+            out.write(
+                "kbo: met by the build machine's packages, though the packaging does not say "
+                f":native: {', '.join(checked.met_natively)}\n".encode()
+            )
+        if not checked.missing:
             out.write(b"kbo: every Build-Depends is installed\n")
             return
-        out.write(f"kbo: Build-Depends not installed here: {', '.join(missing)}\n".encode())
+        out.write(f"kbo: Build-Depends not installed here: {', '.join(checked.missing)}\n".encode())
         if recipe.require_build_depends:
-            raise MissingBuildDepends(missing)
+            raise MissingBuildDepends(checked.missing)
 
     def _executor(self, arch: str, recipe: recipes.Recipe) -> str:
         available = EXECUTORS_BY_ARCH.get(arch, ())
@@ -420,7 +434,7 @@ class BuildAttempt:
     ) -> sandbox.Spec:
         """The sandbox of the recipe's steps: /build writable, the prepared source as an
         overlay at /build/src, the compiler cache as the job's trust allows."""
-        env = base.env | execution.env
+        env = base.env | execution.env | debian_env(execution, recipe)
         overlays: tuple[sandbox.Overlay, ...] = ()
         if prepared is not None:
             parts = [where.root / name for name in ("src-upper", "src-work", "src")]
@@ -523,6 +537,19 @@ class BuildAttempt:
             worker_paths.remove_tree(job_root)
         except OSError as e:  # the job's result stands; remove_orphans tries again later
             log.warning("cannot remove the build directory %s: %s", job_root, e)
+
+
+def debian_env(execution: Execution, recipe: recipes.Recipe) -> dict[str, str]:
+    """The build profiles (the executor's and the recipe's) and the build options
+    (``parallel=`` one job per CPU) that Debian's rules and the Build-Depends check see."""
+    profiles = execution.env.get("DEB_BUILD_PROFILES", "").split() + list(recipe.profiles)
+    options = execution.env.get("DEB_BUILD_OPTIONS", "").split()
+    options = [o for o in options if not o.startswith("parallel=")]
+    options.append(f"parallel={os.cpu_count() or 1}")
+    env = {"DEB_BUILD_OPTIONS": " ".join(options)}
+    if profiles:  # a native build has none: the variable stays unset
+        env["DEB_BUILD_PROFILES"] = " ".join(sorted(set(profiles)))
+    return env
 
 
 def _uses_ccache(recipe: recipes.Recipe, execution: Execution) -> bool:

@@ -24,6 +24,8 @@ from kbo.cli import (
     snapshot_cmd,
     status_cmd,
     submit_cmd,
+    token_cmd,
+    web_cmd,
     worker_cmd,
     workers_cmd,
 )
@@ -71,6 +73,8 @@ def build_parser() -> Parser:
         worker_cmd,
         workers_cmd,
         coordinator_cmd,
+        web_cmd,
+        token_cmd,
         chroot_cmd,
         import_cmd,
         mail_cmd,

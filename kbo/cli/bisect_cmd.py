@@ -10,7 +10,8 @@ from typing import Any
 
 from kbo.cli.common import add_config_argument, submitter
 from kbo.cli.jobs_cmd import _check, ask, job_id
-from kbo.errors import EXIT_OK
+from kbo.config import load_config
+from kbo.errors import EXIT_OK, UserError
 
 
 def max_steps(value: str) -> int:
@@ -47,7 +48,12 @@ def run_bisect(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"job": args.job, "by": submitter()}
     if args.max_steps is not None:
         body["max_steps"] = args.max_steps
-    reply = ask(args, "kbo.bisect", body, _check("job", args.job))
+    if load_config(args.config).server:
+        raise UserError(
+            "kbo bisect asks the coordinator through the broker, and kbo web serves no "
+            "bisection yet: run it where broker_url is set, without server"
+        )
+    reply = ask(args, "kbo.bisect", body, _check("job", args.job), "")
     print(describe(reply), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(reply, indent=2))

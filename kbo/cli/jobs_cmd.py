@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from kbo.cli.client import add_server_argument, server_of
 from kbo.cli.common import add_config_argument, submitter, text
 from kbo.config import Config, load_config
 from kbo.errors import EXIT_OK, UserError
@@ -61,6 +62,7 @@ def register(verbs: Any) -> None:
     add_config_argument(cancel)
     cancel.add_argument("target", metavar="RUN|JOB", type=run_or_job, help="a run id or job id")
     cancel.add_argument("--json", action="store_true", help="print what was done as JSON")
+    add_server_argument(cancel)
     cancel.set_defaults(run=run_cancel)
     retry = verbs.add_parser(
         "retry",
@@ -74,12 +76,14 @@ def register(verbs: Any) -> None:
     add_config_argument(retry)
     retry.add_argument("job", metavar="JOB", type=job_id, help="a job id")
     retry.add_argument("--json", action="store_true", help="print the job as JSON")
+    add_server_argument(retry)
     retry.set_defaults(run=run_retry)
 
 
 def run_cancel(args: argparse.Namespace) -> int:
     kind, target = args.target
-    reply = ask(args, "kbo.cancel", {kind: target, "by": submitter()}, _check(kind, target))
+    path = f"/api/{kind}s/{target}/cancel"
+    reply = ask(args, "kbo.cancel", {kind: target, "by": submitter()}, _check(kind, target), path)
     out = sys.stderr if args.json else sys.stdout
     for job in reply["cancelled"]:
         told = (
@@ -106,7 +110,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def run_retry(args: argparse.Namespace) -> int:
     body = {"job": args.job, "by": submitter(), "id": str(uuid.uuid4())}
-    reply = ask(args, "kbo.retry", body, _check("job", args.job))
+    reply = ask(args, "kbo.retry", body, _check("job", args.job), f"/api/jobs/{args.job}/retry")
     print(
         f"job {reply['id']} {reply['name']}: attempt {reply['attempt']} queued, a manual "
         f"retry by {reply['retried_by']}",
@@ -144,15 +148,21 @@ def ask(
     task: str,
     body: dict[str, Any],
     check: Callable[[Config], None],
+    path: str,
 ) -> dict[str, Any]:
     """Send the request to the coordinator and return its reply; its refusal is raised.
-    In embedded mode, a local coordinator answers (started for it if none runs)."""
+    In embedded mode, a local coordinator answers (started for it if none runs). With a
+    server (``--server``), ``kbo web`` at ``path`` sends it on, as the token's name."""
     from kbo import messaging
     from kbo.cli.local import LocalServices
     from kbo.messaging.app import make_app
     from kbo.orchestrator.state import State
 
     config = load_config(args.config)
+    server = server_of(args, config)
+    if server is not None:
+        reply: dict[str, Any] = server.post(path)
+        return reply
     if config.embedded:
         state = State(config.database)  # the local coordinator will write here
         state.check_writable()

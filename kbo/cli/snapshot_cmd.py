@@ -145,7 +145,20 @@ def _snapshot(
     print(_plan_text(reply, request), file=out, flush=True)
     run = reply["run"]
     if run is not None and wait:
-        run = follow(app, run["id"], out, reply_seconds=config.reply_seconds, services=services)
+        run_id = run["id"]
+        run = follow(
+            lambda timeout: messaging.call(
+                app,
+                "kbo.run_summary",
+                run_id,
+                timeout=timeout,
+                alive=services.check if services else None,
+            ),
+            run_id,
+            out,
+            reply_seconds=config.reply_seconds,
+            services=services,
+        )
         print(jobs_table(run["jobs"]), file=out)
     if args.json:
         print(json.dumps(reply | {"run": run}, indent=2))

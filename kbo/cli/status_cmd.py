@@ -8,10 +8,13 @@ import time
 from typing import Any
 
 from kbo.cli.bisect_cmd import describe
+from kbo.cli.client import Server, add_server_argument, server_of
 from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
 from kbo.config import Config, load_config
-from kbo.errors import EXIT_NOT_OK, EXIT_OK, UserError
+from kbo.errors import EXIT_NOT_OK, EXIT_OK, InfraError, UserError
+from kbo.orchestrator.documents import StatusReport
+from kbo.orchestrator.live_workers import LIVE_LEASES
 from kbo.orchestrator.staleness import Standing
 
 
@@ -32,46 +35,24 @@ def register(verbs: Any) -> None:
     parser.add_argument("--flavours", action="store_true", help="one row per flavour")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--html", type=path, metavar="FILE", help="also write a static status page")
+    add_server_argument(parser)
     parser.set_defaults(run=run)
 
 
-def standings(config: Config, recipe: str) -> tuple[str, list[Standing]]:
-    """HEAD of the tracked branch, and the standing of every tracked arch against it."""
-    head, arches, _ = _read(config, recipe)
-    return head, arches
-
-
-def _read(config: Config, recipe: str) -> tuple[str, list[Standing], frozenset[str]]:
-    """HEAD, the standings, and the tracked arches no live worker serves."""
-    head, arches, unserved, _ = _read_all(config, recipe)
-    return head, arches, unserved
-
-
-def _read_all(
-    config: Config, recipe: str
-) -> tuple[str, list[Standing], frozenset[str], list[dict[str, Any]]]:
-    """What ``_read`` gives, and the bisections running (as JSON)."""
-    from kbo.orchestrator.standings import compute
-    from kbo.orchestrator.state import StateReader
-
-    state = StateReader.open(config.database)
-    try:
-        found = compute(config, recipe, state)
-        bisections = [b.to_json() for b in state.bisections(running_only=True)]
-    finally:
-        state.close()
-    return found.head, found.arches, found.unserved, bisections
-
-
 def run(args: argparse.Namespace) -> int:
-    from kbo.orchestrator import live_workers
     from kbo.orchestrator.status_page import check_target, write_page
 
     config = load_config(args.config)
     if args.html:
         check_target(args.html)  # before any work
-    recipe = args.recipe or config.default_recipe
-    head, arches, unserved, bisections = _read_all(config, recipe)
+    server = server_of(args, config)
+    if server is None:
+        recipe = args.recipe or config.default_recipe
+        report, where = _read(config, recipe), config.repository
+    else:
+        report, where = _ask(server, args.recipe), server.url
+        recipe = report.recipe
+    head, arches, unserved = report.head, report.arches, report.unserved
     now = time.time()
     if args.html:
         try:
@@ -79,20 +60,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise UserError(f"cannot write the page: {e.strerror}", str(args.html)) from None
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "head": head,
-                    "branch": config.branch,
-                    "recipe": recipe,
-                    "arches": [a.to_json(now) | {"no_worker": a.name in unserved} for a in arches],
-                    "bisections": bisections,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(report.to_json(now), indent=2))
     else:
-        print(f"{config.repository} {config.branch} at {head[:12]}, recipe {recipe}\n")
+        print(f"{where} {report.branch} at {head[:12]}, recipe {recipe}\n")
         rows = [
             _row(s, now, no_worker=s is a and a.name in unserved)
             for a in arches
@@ -111,16 +81,39 @@ def run(args: argparse.Namespace) -> int:
             print("\nnot built at HEAD, cancelled (`kbo retry JOB` or a new submit builds it):")
             for flavour in cancelled:
                 print(f"  {flavour.name}: {flavour.cancelled}")
-        if bisections:
+        if report.bisections:
             print("\nbisecting (`kbo bisect JOB` shows one):")
-            for b in bisections:
+            for b in report.bisections:
                 print(f"  {describe(b)}")
         if unserved:
+            seen = "lately" if server else f"in {LIVE_LEASES * config.lease_seconds} s"
             print(
                 f"\nno worker: no live worker serves {', '.join(sorted(unserved))} (none seen "
-                f"in {live_workers.LIVE_LEASES * config.lease_seconds} s; see `kbo workers`)"
+                f"{seen}; see `kbo workers`)"
             )
     return EXIT_OK if all(a.state == "OK" for a in arches) else EXIT_NOT_OK
+
+
+def _read(config: Config, recipe: str) -> StatusReport:
+    from kbo.orchestrator import documents
+    from kbo.orchestrator.state import StateReader
+
+    state = StateReader.open(config.database)
+    try:
+        return documents.status(config, recipe, state)
+    finally:
+        state.close()
+
+
+def _ask(server: Server, recipe: str | None) -> StatusReport:
+    """The same report, from ``kbo web``."""
+    from urllib.parse import quote
+
+    doc = server.get("/api/status" + (f"?recipe={quote(recipe)}" if recipe else ""))
+    try:
+        return StatusReport.from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InfraError(f"{server.url} answered with no status document: is it kbo web?") from None
 
 
 def print_host_problems(arch: Standing, now: float) -> None:

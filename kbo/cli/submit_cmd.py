@@ -8,9 +8,11 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kbo import arches
+from kbo.cli.client import Server, add_server_argument, server_of
 from kbo.cli.common import add_config_argument, submitter, text, whole_number
 from kbo.cli.local import LocalServices
 from kbo.cli.matrix_cmd import add_selection_arguments, selection_from
@@ -56,6 +58,7 @@ def register(verbs: Any) -> None:
         help="with --wait: stop waiting after this long, exit 124 (the jobs stay queued)",
     )
     parser.add_argument("--json", action="store_true", help="print the run as JSON")
+    add_server_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -78,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     config = load_config(args.config)
     selection = selection_from(args)
+    server = server_of(args, config)
+    if server is not None:
+        return _submit_to(server, selection, args, deadline)
     check_arch_names(selection.arches)
     request = {
         "id": str(uuid.uuid4()),
@@ -137,6 +143,57 @@ def _submit(
         timeout=config.reply_seconds,
         alive=services.check if services else None,
     )
+    return _show(
+        reply,
+        args,
+        lambda timeout: messaging.call(
+            app,
+            "kbo.run_summary",
+            reply["id"],
+            timeout=timeout,
+            alive=services.check if services else None,
+        ),
+        reply_seconds=config.reply_seconds,
+        services=services,
+        deadline=deadline,
+    )
+
+
+def _submit_to(
+    server: Server, selection: Any, args: argparse.Namespace, deadline: float | None
+) -> int:
+    """``--server``: the same request through ``kbo web``, which records the token's name
+    as who asked; ``--wait`` polls the run there."""
+    body = {
+        "source": args.source,
+        "rev": args.rev,
+        "recipe": args.recipe,
+        "arches": list(selection.arches),
+        "featuresets": list(selection.featuresets),
+        "flavours": list(selection.flavours),
+        "reason": args.reason,
+    }
+    reply = server.post("/api/runs", body)
+    return _show(
+        reply,
+        args,
+        lambda timeout: server.get(f"/api/runs/{reply['id']}", timeout=max(timeout, 5.0)),
+        reply_seconds=60,
+        deadline=deadline,
+    )
+
+
+def _show(
+    reply: dict[str, Any],
+    args: argparse.Namespace,
+    ask: Callable[[float], dict[str, Any]],
+    *,
+    reply_seconds: float,
+    services: LocalServices | None = None,
+    deadline: float | None = None,
+) -> int:
+    """Print the recorded run; with ``--wait``, follow it (``ask(timeout)`` reads it anew)
+    until every job has ended or the deadline; the exit status."""
     out = sys.stderr if args.json else sys.stdout
     new = sum(1 for job in reply["jobs"] if job["enqueued"])
     print(
@@ -155,12 +212,7 @@ def _submit(
             print(json.dumps(_summary(reply), indent=2))
         return EXIT_OK
     final = follow(
-        app,
-        reply["id"],
-        out,
-        reply_seconds=config.reply_seconds,
-        services=services,
-        deadline=deadline,
+        ask, reply["id"], out, reply_seconds=reply_seconds, services=services, deadline=deadline
     )
     print(jobs_table(final["jobs"]), file=out)
     if args.json:
@@ -175,7 +227,7 @@ def _submit(
 
 
 def follow(
-    app: Celery,
+    ask: Callable[[float], dict[str, Any]],
     run_id: str,
     out: Any,
     *,
@@ -183,11 +235,11 @@ def follow(
     services: LocalServices | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Poll the run until every job has ended, showing its progress (kbo.cli.progress).
+    """Poll the run (``ask(timeout)``) until every job has ended, showing its progress
+    (kbo.cli.progress).
     A local coordinator or worker that dies ends the wait with an error; a remote
     coordinator that stops answering (a restart) is waited for. At ``deadline`` (a
     ``time.monotonic()``), the last summary seen is returned, ended or not."""
-    from kbo import messaging
     from kbo.cli.progress import Progress
 
     progress = Progress(out)
@@ -199,13 +251,7 @@ def follow(
         if left <= 0 and summary is not None:
             return summary
         try:
-            summary = messaging.call(
-                app,
-                "kbo.run_summary",
-                run_id,
-                timeout=max(0.1, min(reply_seconds, left)),
-                alive=services.check if services else None,
-            )
+            summary = ask(max(0.1, min(reply_seconds, left)))
         except InfraError as e:
             if services is not None:
                 services.check()

@@ -12,8 +12,6 @@ from kbo.cli.table import format_age, format_table
 from kbo.config import load_config
 from kbo.errors import EXIT_OK
 
-INFRA_WINDOW = 86400  # infra-errors counted over the last day
-
 
 def register(verbs: Any) -> None:
     parser = verbs.add_parser(
@@ -31,38 +29,35 @@ def register(verbs: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kbo.orchestrator.live_workers import live_since
+    from kbo.orchestrator import documents
     from kbo.orchestrator.state import StateReader
 
     config = load_config(args.config)
     now = time.time()
     state = StateReader.open(config.database)
     try:
-        found = state.workers(infra_since=now - INFRA_WINDOW)
+        found = documents.workers(config, state, now)
     finally:
         state.close()
-    since = live_since(config, now)
     if args.json:
-        print(
-            json.dumps([w.to_json() | {"live": w.info.last_seen >= since} for w in found], indent=2)
-        )
+        print(json.dumps(found, indent=2))
         return EXIT_OK
     if not found:
         print("no worker has announced itself to the coordinator")
         return EXIT_OK
     rows = [
         [
-            w.info.name,
-            w.info.host,
-            ",".join(w.info.arches),
-            ",".join(sorted({e for es in w.info.executors.values() for e in es})) or "-",
-            str(w.info.slots),
-            w.info.version,
-            format_age(max(0.0, now - w.info.last_seen))
+            w["name"],
+            w["host"],
+            ",".join(w["arches"]),
+            ",".join(sorted({e for es in w["executors"].values() for e in es})) or "-",
+            str(w["slots"]),
+            w["version"],
+            format_age(max(0.0, now - w["last_seen"]))
             + " ago"
-            + ("" if w.info.last_seen >= since else " (not live)"),
-            ", ".join(w.jobs) or "-",
-            str(w.infra_errors),
+            + ("" if w["live"] else " (not live)"),
+            ", ".join(w["jobs"]) or "-",
+            str(w["infra_errors"]),
         ]
         for w in found
     ]

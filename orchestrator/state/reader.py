@@ -117,6 +117,16 @@ class StateReader:
         rows = self._all("SELECT job_id FROM run_jobs WHERE run_id = ? ORDER BY job_id", (run_id,))
         return [int(r[0]) for r in rows]
 
+    def recent_runs(self, limit: int) -> list[Run]:
+        """The newest ``limit`` runs, newest first."""
+        rows = self._all("SELECT * FROM runs ORDER BY created_at DESC, id LIMIT ?", (limit,))
+        return [Run.from_row(r) for r in rows]
+
+    def attempts_of_job(self, job_id: int) -> list[Attempt]:
+        """Every attempt at a job, first first."""
+        rows = self._all("SELECT * FROM attempts WHERE job_id = ? ORDER BY number", (job_id,))
+        return [Attempt.from_row(r) for r in rows]
+
     def _attempts_by_id(self, ids: Iterable[int]) -> dict[int, Attempt]:
         wanted = list(ids)
         found: dict[int, Attempt] = {}

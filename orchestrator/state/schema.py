@@ -389,9 +389,22 @@ CREATE INDEX outbox_pending ON outbox (state, due_at);
 CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
 CREATE INDEX attempts_by_host ON attempts (worker_host, state, ended_at);
 """,
-    # Schema 9 is another branch's; until it lands, 8 -> 9 changes nothing. Bisection's
-    # migration below is one entry: it moves to the next free number as it is.
-    8: "",
+    # Who may use `kbo web`: one token per name, kept only as the SHA-256 of its secret
+    # (``kbo.orchestrator.state.tokens``). ``role`` says what it may do; 'worker' is
+    # allowed already so that a worker identity (a token per build host, limited to the
+    # arches in ``arches``) needs no table made anew. A revoked token keeps its row
+    # (``revoked_at``): the runs it submitted still name it. Runs are listed newest first.
+    8: """
+CREATE INDEX runs_by_time ON runs (created_at);
+CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('maintainer', 'admin', 'worker')),
+    hash TEXT NOT NULL UNIQUE,
+    arches TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+""",
     # Bisections: the first bad commit of a job key between a good and a bad commit,
     # searched with builds (``orchestrator/bisect.py``); ``mail_id`` is the failure mail
     # it holds back until it is done. A mail of kind 'culprit' names the first bad
