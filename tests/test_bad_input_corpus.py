@@ -184,6 +184,13 @@ CASES = [
     c("bisect-max-steps-words", "bisect", "1", "--max-steps", "many", says="from 1 to 64"),
     c("bisect-job-unknown", "bisect", "4242", says="no job 4242"),
     c(
+        "bisect-through-kbo-web",
+        "bisect",
+        "1",
+        says="kbo web serves no bisection yet",
+        settings={"server": '"http://127.0.0.1:9"'},
+    ),
+    c(
         "bisect-broker-unreachable",
         "bisect",
         "1",
