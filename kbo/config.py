@@ -145,6 +145,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     fold_seconds: Annotated[
         int, _s("flavours failing alike within this many seconds share one mail", ge=0)
     ] = 60
+    bisect_max_steps: Annotated[
+        int,
+        _s("builds a bisection for a new failure may take (0: only `kbo bisect` bisects)", ge=0),
+    ] = 8
+    bisect_mail_wait: Annotated[
+        int,
+        _s("seconds a failure mail waits for its bisection, when it should take that long", ge=0),
+    ] = 1800
     log_url: Annotated[
         str, _s('where people read logs: "<log_url>/<job key>/<attempt>.log.gz"')
     ] = ""
@@ -167,6 +175,17 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     digest_hours: Annotated[
         int, _s("snapshots also mail the digest, at most this often (0: never)", ge=0)
     ] = 0
+    timeout_history: Annotated[
+        int,
+        _s(
+            "successful builds of a job key whose durations set its timeout: 3 x their p95,"
+            " from 3 of them on (0: the recipe's timeout alone)",
+            ge=0,
+        ),
+    ] = 10
+    timeout_min_seconds: Annotated[
+        int, _s("the shortest timeout the durations of earlier builds may set", ge=1)
+    ] = 600
     web_listen: Annotated[str, _s("the address `kbo web` listens on", min_length=1)] = "127.0.0.1"
     web_port: Annotated[int, _s("the port `kbo web` listens on", ge=1, le=65535)] = 8080
     web_proxies: Annotated[

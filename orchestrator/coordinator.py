@@ -22,7 +22,8 @@ from celery import Celery
 from kbo import messaging, recipes
 from kbo.config import Config
 from kbo.errors import EXIT_BAD_INPUT, KboError
-from kbo.orchestrator import snapshot_plan, standings, status_page
+from kbo.orchestrator import snapshot_plan, standings, status_page, timeouts
+from kbo.orchestrator.bisections import Bisector
 from kbo.orchestrator.heartbeats import hear_forever
 from kbo.orchestrator.listening import Listening, boot_clock
 from kbo.orchestrator.mail import digest
@@ -41,6 +42,8 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://kbo/ladder-runs")
 # The largest compressed log a report may carry: a worker sends at most 16 MiB
 # (workers/build.py MAX_SHIPPED_LOG; the two sides never import each other).
 MAX_RECEIVED_LOG = 16 << 20
+# The builds `kbo bisect` may take when bisect_max_steps is 0 (no automatic bisection).
+DEFAULT_BISECT_STEPS = 8
 
 
 class Coordinator:
@@ -255,15 +258,35 @@ class Coordinator:
                 attempt_id,
                 worker,
             )
-        job = None
+        job, limits = None, {}
         if verdict.job is not None:
             job = verdict.job.to_json() | {"attempt": verdict.attempt_number}
+            limits = self._timeouts(verdict.job)
         return {
             "accepted": verdict.accepted,
             "reason": verdict.reason,
             "job": job,
             "lease_seconds": self.config.lease_seconds,
+            "timeouts": limits,
         }
+
+    def _timeouts(self, job: Job) -> dict[str, dict[str, int | str]]:
+        """Per executor, the timeout the job key's earlier builds set (none: the
+        recipe's); a recipe that cannot be read sets none (the worker says why)."""
+        config = self.config
+        if config.timeout_history == 0:
+            return {}
+        try:
+            recipe = recipes.load(job.recipe, config.recipe_dirs)
+        except KboError:
+            return {}
+        durations = self.state.build_durations(job, config.timeout_history * len(recipes.EXECUTORS))
+        return timeouts.from_history(
+            durations,
+            config.timeout_history,
+            config.timeout_min_seconds,
+            lambda executor: recipe.limits(executor)[0],
+        )
 
     def heartbeat(self, attempt_id: int, token: str, stage: str | None = None) -> str:
         """Renew the lease; say whether it is "held", "lost" (the attempt lapsed and its job
@@ -315,7 +338,8 @@ class Coordinator:
                 attempt_id,
                 result.get("outcome"),
             )
-            Reporter(self.config, self.state).on_result(attempt_id)
+            mail_id = Reporter(self.config, self.state).on_result(attempt_id)
+            self._bisect(attempt_id, mail_id)
             self._climb(job)
             self.write_status_page(fetch=False)
         return {"accepted": verdict.accepted, "reason": verdict.reason}
@@ -337,6 +361,63 @@ class Coordinator:
             log.info(
                 "ladder: %s queued %d jobs of %s", current.key, len(run["jobs"]), run["recipe"]
             )
+
+    def _bisect(self, attempt_id: int, mail_id: int | None) -> None:
+        """Advance the bisections this result is a step of; bisect a new failure. A
+        bisection that fails is logged: it must never cost a report."""
+        job, attempt = self.state.job_of_attempt(attempt_id), self.state.attempt(attempt_id)
+        if job is None or attempt is None or job.current_attempt != attempt_id:
+            return
+        try:
+            bisector = Bisector(self.config, self.state, self.publish)
+            bisector.on_result(job)
+            bisector.on_failure(job, attempt, mail_id)
+        except Exception:
+            log.exception("%s at %s: bisecting failed", job.key, job.commit[:12])
+
+    def resume_bisections(self) -> None:
+        """Advance each running bisection once, at start: a coordinator that died between
+        a step's result and the next step (or the verdict) left it waiting for nothing.
+        Advancing is idempotent, so one that waits for a build changes nothing."""
+        bisector = Bisector(self.config, self.state, self.publish)
+        for bisection in self.state.bisections(running_only=True):
+            try:
+                bisector.advance(bisection)
+            except Exception:
+                log.exception("resuming bisection %s failed", bisection.id)
+
+    def bisect(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``kbo bisect``: bisect what broke a failed job, or say how its bisection
+        stands. Asking again starts nothing new."""
+        job_id, steps = request.get("job"), request.get("max_steps")
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            return {"error": "a bisection names a job id", "exit_status": EXIT_BAD_INPUT}
+        if steps is None:
+            steps = self.config.bisect_max_steps or DEFAULT_BISECT_STEPS
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 0 < steps <= 64:
+            return {"error": "max_steps is a number from 1 to 64", "exit_status": EXIT_BAD_INPUT}
+        job = self.state.job(job_id)
+        if job is None:
+            return {"error": f"no job {job_id}", "exit_status": EXIT_BAD_INPUT}
+        if job.state != "failed":
+            return {
+                "error": f"job {job_id} is {job.state}: only a failed job is bisected",
+                "exit_status": EXIT_BAD_INPUT,
+            }
+        attempt = self.state.attempt(job.current_attempt or 0)
+        if attempt is None:
+            return {"error": f"job {job_id} has no attempt", "exit_status": EXIT_BAD_INPUT}
+        by = str(request.get("by") or "unknown")
+        try:
+            started = Bisector(self.config, self.state, self.publish).start(job, attempt, by, steps)
+        except KboError as e:
+            return {"error": str(e), "exit_status": e.exit_status}
+        if started.bisection is None:
+            return {
+                "error": f"job {job_id} {job.key}: nothing to bisect: {started.reason}",
+                "exit_status": EXIT_BAD_INPUT,
+            }
+        return started.bisection.to_json() | {"started": started.made}
 
     def write_status_page(self, *, fetch: bool) -> None:
         """Rewrite the configured status page; a failure is logged, never raised."""
@@ -479,6 +560,12 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         """A new attempt for a job that ended, once per request id (re-delivery is harmless)."""
         return coordinator.retry(request)
 
+    @app.task(name="kbo.bisect", acks_late=True)
+    def bisect(request: dict[str, Any]) -> dict[str, Any]:
+        """Bisect a failed job; a job key and bad commit are bisected once, so asking
+        again (or re-delivery) answers with the same bisection."""
+        return coordinator.bisect(request)
+
     @app.task(name="kbo.run_summary")
     def run_summary(run_id: str) -> dict[str, Any] | None:
         """Read-only: a run and every job in it."""
@@ -507,6 +594,7 @@ def register(app: Celery, coordinator: Coordinator) -> None:
         snapshot_task,
         cancel,
         retry,
+        bisect,
         run_summary,
         claim,
         heartbeat,

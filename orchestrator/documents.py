@@ -29,6 +29,7 @@ class StatusReport:
     unserved: frozenset[str]
     # With a ladder: per arch, each rung's state at HEAD, bottom up (see kbo.orchestrator.ladder).
     rungs: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    bisections: list[dict[str, Any]] = field(default_factory=list)  # running ones, as JSON
 
     def to_json(self, now: float) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class StatusReport:
                 | ({"ladder": self.rungs[a.name]} if a.name in self.rungs else {})
                 for a in self.arches
             ],
+            "bisections": self.bisections,
         }
 
     def ladder_text(self, arch: str) -> str:
@@ -63,8 +65,11 @@ class StatusReport:
             for a in doc["arches"]
             if a.get("ladder")
         }
+        bisections = doc.get("bisections", [])  # none from a kbo web without bisection
+        if not isinstance(bisections, list) or not all(isinstance(b, dict) for b in bisections):
+            raise TypeError("bisections is not a list of objects")
         head, branch, recipe = str(doc["head"]), str(doc["branch"]), str(doc["recipe"])
-        return cls(head, branch, recipe, arches, unserved, rungs)
+        return cls(head, branch, recipe, arches, unserved, rungs, bisections)
 
 
 def status(config: Config, recipe: str, state: StateReader, *, fetch: bool = True) -> StatusReport:
@@ -72,7 +77,7 @@ def status(config: Config, recipe: str, state: StateReader, *, fetch: bool = Tru
     from kbo.orchestrator.standings import compute
 
     found = compute(config, recipe, state, fetch=fetch)
-    return report_of(config, found, rungs_of(config, found, state))
+    return report_of(config, found, state)
 
 
 def rungs_of(
@@ -94,12 +99,18 @@ def rungs_of(
     }
 
 
-def report_of(
-    config: Config, found: Standings, rungs: dict[str, list[dict[str, str]]] | None = None
-) -> StatusReport:
-    """The status document of standings already computed (``kbo web`` keeps them)."""
+def report_of(config: Config, found: Standings, state: StateReader) -> StatusReport:
+    """The status document of standings already computed (``kbo web`` keeps them): with
+    the ladder's rungs and the bisections running, read from ``state``."""
+    bisections = [b.to_json() for b in state.bisections(running_only=True)]
     return StatusReport(
-        found.head, config.branch, found.recipe, found.arches, found.unserved, rungs or {}
+        found.head,
+        config.branch,
+        found.recipe,
+        found.arches,
+        found.unserved,
+        rungs_of(config, found, state),
+        bisections,
     )
 
 

@@ -40,6 +40,7 @@ VERBS = (
     "config",
     "cancel",
     "retry",
+    "bisect",
     "workers",
 )
 KEY_CLASSES = (
@@ -171,6 +172,27 @@ CASES = [
     c(
         "retry-broker-unreachable",
         "retry",
+        "1",
+        says="cannot reach the broker",
+        status=3,
+        settings=UNREACHABLE,
+    ),
+    # -- bisect ------------------------------------------------------------------------
+    c("bisect-no-id", "bisect", says="required: JOB"),
+    c("bisect-id-words", "bisect", "alpha", says="'alpha' is not a job id"),
+    c("bisect-max-steps-zero", "bisect", "1", "--max-steps", "0", says="from 1 to 64"),
+    c("bisect-max-steps-words", "bisect", "1", "--max-steps", "many", says="from 1 to 64"),
+    c("bisect-job-unknown", "bisect", "4242", says="no job 4242"),
+    c(
+        "bisect-through-kbo-web",
+        "bisect",
+        "1",
+        says="kbo web serves no bisection yet",
+        settings={"server": '"http://127.0.0.1:9"'},
+    ),
+    c(
+        "bisect-broker-unreachable",
+        "bisect",
         "1",
         says="cannot reach the broker",
         status=3,

@@ -14,7 +14,7 @@ from debian.debfile import DebFile
 
 from kbo.workers.smoke import version_code
 from tests.conftest import FIXTURES, reachable_by_workers
-from tests.kernel import CACHE, add_breaking_patch, packaging_repo
+from tests.kernel import CACHE, add_breaking_patch, commit_all, packaging_repo
 from tests.services import Cluster, RedisServer, wait_for
 
 pytestmark = pytest.mark.slow
@@ -241,5 +241,46 @@ def test_the_dashboard_follows_a_patch_breaking_alpha_to_its_first_error(
             marked = browser.find_element("id", "first-error")
             assert "arch/alpha/kernel/setup.c:31:" in marked.text
             assert "kbo test: this commit breaks alpha" in marked.text
+    finally:
+        cluster.stop_all()
+
+
+def test_a_bisection_of_real_builds_names_the_commit_whose_patch_breaks_alpha(
+    tmp_path: Path, redis_server: RedisServer, kernel_repo: Path
+) -> None:
+    """Four real alpha builds in all: the last good commit, HEAD, and the bisection's two
+    steps over the three commits between them, the middle one adding a quilt patch that
+    breaks alpha's compile."""
+    repo = tmp_path / "linux"
+    subprocess.run(["git", "clone", "-q", str(kernel_repo), str(repo)], check=True)
+    settings = REAL | {"bisect_max_steps": 8}
+    cluster = Cluster(tmp_path / "kbo", broker_url=redis_server.url, repo=repo, **settings)
+    try:
+        cluster.start_coordinator()
+        cluster.start_worker("w-cross", "alpha", unprivileged=True)
+        good = cluster.submit("--arch", "alpha", "--wait", timeout=BUILD_TIMEOUT)
+        assert good["succeeded"] is True, [j["first_error"] for j in good["jobs"]]
+        notes = repo / "debian/kbo-test-notes"
+        notes.write_text("a harmless change\n")
+        first = commit_all(repo, "Add notes")
+        culprit = add_breaking_patch(
+            repo, "arch/alpha/kernel/setup.c", 30, '#error "kbo test: this commit breaks alpha"'
+        )
+        notes.write_text("a harmless change\nand another\n")
+        commit_all(repo, "More notes")
+        bad = cluster.submit("--arch", "alpha", "--wait", timeout=BUILD_TIMEOUT)
+        assert bad["jobs"][0]["state"] == "failed"
+        row = wait_for(
+            lambda: cluster.query(
+                "SELECT state, steps, culprit FROM bisections WHERE state != 'running'"
+            ),
+            2 * BUILD_TIMEOUT,
+            "the bisection",
+        )[0]
+        assert tuple(row) == ("found", 2, culprit)
+        steps = cluster.query(
+            "SELECT commit_sha, state FROM jobs WHERE commit_sha IN (?, ?)", first, culprit
+        )
+        assert {(r[0], r[1]) for r in steps} == {(first, "succeeded"), (culprit, "failed")}
     finally:
         cluster.stop_all()

@@ -109,6 +109,7 @@ class BuildAttempt:
         self.stage = "claimed"
         self._wake = threading.Event()
         self._lost = threading.Event()  # the coordinator said the lease is lost
+        self._timeouts: dict[str, tuple[int, str]] = {}  # from the claim: per executor
 
     def run(self) -> None:
         # A claim the coordinator died holding stays unacknowledged in the broker for the
@@ -133,6 +134,7 @@ class BuildAttempt:
             log.warning("attempt %s refused by the coordinator: %s", self.attempt_id, claim.reason)
             return
         job = claim.job
+        self._timeouts = claim.timeouts
         # The lease is kept until the coordinator has the report, not just to the build's
         # end: a report that waits in the queue (the coordinator is down or paused) must
         # not find its lease lapsed.
@@ -464,7 +466,7 @@ class BuildAttempt:
         """Run the recipe's steps in the sandbox; ``values`` fill its placeholders."""
         out = where.log
         spec = replace(spec, env=spec.env | {f"KBO_{k.upper()}": str(v) for k, v in values.items()})
-        timeout, quiet = recipe.limits(executor)
+        timeout, quiet = self._limits(recipe, executor, out)
         disk_limit = self.config.job_disk_gb << 30
         for step in recipe.steps:
             self._stage(out, f"step {step.name}")
@@ -483,6 +485,21 @@ class BuildAttempt:
                 found = first_error_in(out.name)
                 return found or f"step {step.name} {ran.describe()}"
         return None
+
+    def _limits(self, recipe: recipes.Recipe, executor: str, out: BinaryIO) -> tuple[int, int]:
+        """Each step's (total, no-output) timeouts: the recipe's, or less when the job
+        key's earlier builds set less (never more); the log says which, and why."""
+        timeout, quiet = recipe.limits(executor)
+        seconds, why = self._timeouts.get(executor, (timeout, ""))
+        if why and seconds < timeout:
+            out.write(f"kbo: timeout: {seconds} s per step, from history: {why}\n".encode())
+            return seconds, min(quiet, seconds)
+        scaled = " (times its emulation_factor)" if executor == "qemu" else ""
+        out.write(
+            f"kbo: timeout: {timeout} s per step, the recipe's{scaled}: no history of "
+            f"{executor} builds of this job key sets less\n".encode()
+        )
+        return timeout, quiet
 
     def _ccache(
         self, job: dict[str, Any], env: dict[str, str], where: Workspace

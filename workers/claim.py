@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kbo.errors import InfraError
 from kbo.packaging.repository import is_url
+from kbo.recipes import EXECUTORS
 from kbo.text import NAME
 
 # A name longer than this is no Debian arch, featureset, flavour or recipe.
@@ -25,6 +26,8 @@ MAX_NAME = 64
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_SOURCE = 4096
 MAX_REASON = 1000
+# No timeout from history above this (the recipe's own bounds it further).
+MAX_TIMEOUT = 30 * 24 * 3600
 
 _NAME = re.compile(NAME)
 _COMMIT = re.compile("[0-9a-f]{40}")
@@ -40,12 +43,15 @@ class BadClaim(InfraError):
 
 @dataclass(frozen=True)
 class Claim:
-    """A checked reply: the job (only its checked fields) when accepted, else None."""
+    """A checked reply: the job (only its checked fields) when accepted, else None;
+    ``timeouts``: per executor, the timeout the job key's earlier builds set and why
+    (the worker still never allows more than the recipe)."""
 
     accepted: bool
     reason: str
     lease_seconds: float
     job: dict[str, Any] | None
+    timeouts: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 def checked_claim(reply: object) -> Claim:
@@ -75,7 +81,36 @@ def checked_claim(reply: object) -> Claim:
         if job is not None:
             raise BadClaim("a refused claim comes with a job")
         return Claim(False, reason, lease, None)
-    return Claim(True, reason, lease, checked_job(job))
+    return Claim(True, reason, lease, checked_job(job), checked_timeouts(reply.get("timeouts")))
+
+
+def checked_timeouts(value: object) -> dict[str, tuple[int, str]]:
+    """The reply's timeouts from history: {executor: {"seconds": N, "why": TEXT}}, each
+    checked; none (an older coordinator) is no timeout from history."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > len(EXECUTORS):
+        raise BadClaim(f"timeouts {_shown(value)} is not a dict of executors")
+    checked = {}
+    for executor, limit in value.items():
+        if executor not in EXECUTORS:
+            raise BadClaim(f"timeouts: {_shown(executor)} is not an executor")
+        if not isinstance(limit, dict) or set(limit) != {"seconds", "why"}:
+            raise BadClaim(f"timeouts.{executor} {_shown(limit)} is not seconds and why")
+        seconds, why = limit["seconds"], limit["why"]
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int)
+            or not 0 < seconds <= (MAX_TIMEOUT)
+        ):
+            raise BadClaim(
+                f"timeouts.{executor}.seconds {_shown(seconds)} is not a whole number of "
+                f"seconds from 1 to {MAX_TIMEOUT}"
+            )
+        if not isinstance(why, str) or len(why) > MAX_REASON or not why.isprintable():
+            raise BadClaim(f"timeouts.{executor}.why {_shown(why)} is not one line of text")
+        checked[executor] = (seconds, why)
+    return checked
 
 
 def checked_job(job: object) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from kbo.cli import (
     arches_cmd,
+    bisect_cmd,
     chroot_cmd,
     config_cmd,
     coordinator_cmd,
@@ -68,6 +69,7 @@ def build_parser() -> Parser:
         snapshot_cmd,
         status_cmd,
         jobs_cmd,
+        bisect_cmd,
         worker_cmd,
         workers_cmd,
         coordinator_cmd,

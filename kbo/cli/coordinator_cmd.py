@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         )
     coordinator = Coordinator(config, app)
     register_tasks(app, coordinator)
+    coordinator.resume_bisections()
     beat = []
     if args.beat:
         app.conf.beat_schedule = {

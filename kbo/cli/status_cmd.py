@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from kbo.cli.bisect_cmd import describe
 from kbo.cli.client import Server, add_server_argument, server_of
 from kbo.cli.common import add_config_argument, path, text
 from kbo.cli.table import format_age, format_table
@@ -83,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
             print("\nnot built at HEAD, cancelled (`kbo retry JOB` or a new submit builds it):")
             for flavour in cancelled:
                 print(f"  {flavour.name}: {flavour.cancelled}")
+        if report.bisections:
+            print("\nbisecting (`kbo bisect JOB` shows one):")
+            for b in report.bisections:
+                print(f"  {describe(b)}")
         if unserved:
             seen = "lately" if server else f"in {LIVE_LEASES * config.lease_seconds} s"
             print(

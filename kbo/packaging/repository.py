@@ -198,3 +198,24 @@ def authors(repo: Path, commits: Sequence[str]) -> dict[str, tuple[str, str]]:
         author, _, subject = rest.partition("\0")
         found[sha] = (author, subject)
     return found
+
+
+def first_parent_range(repo: Path, good: str, bad: str, limit: int = 10000) -> list[str]:
+    """``git rev-list --first-parent good..bad``, oldest first (``bad`` last): the commits
+    of bad's first-parent line that good lacks, each a full sha."""
+    result = _git(
+        repo,
+        "rev-list",
+        "--first-parent",
+        "--reverse",
+        f"--max-count={limit}",
+        "--end-of-options",
+        f"{good}..{bad}",
+        "--",
+    )
+    shas = result.stdout.decode().split()
+    if result.returncode != 0 or not all(re.fullmatch("[0-9a-f]{40}", s) for s in shas):
+        raise UserError(
+            f"cannot list {good[:12]}..{bad[:12]}: {result.stderr.decode().strip()}", str(repo)
+        )
+    return shas

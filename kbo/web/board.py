@@ -71,7 +71,7 @@ def build(config: Config, recipe: str, state: StateReader) -> Board:
     found = compute(config, recipe, state, fetch=False)
     return Board(
         found,
-        documents.report_of(config, found, documents.rungs_of(config, found, state)),
+        documents.report_of(config, found, state),
         _newest(config, state, found),
         state.recent_runs(RUNS),
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from kbo.config import Config
 from kbo.errors import InfraError
-from kbo.orchestrator.state import Attempt, Job, StateReader
+from kbo.orchestrator.state import Attempt, Bisection, Job, StateReader
 from kbo.packaging import repository
 
 MAX_LINE = 300
@@ -98,6 +98,16 @@ class JobReport:
     suspect_count: int  # commits in last_good..commit (more than ``suspects`` may list)
 
 
+@dataclass(frozen=True)
+class Bisected:
+    """An ended bisection as a mail tells it: the culprit's author and subject, and the
+    first error at the culprit."""
+
+    bisection: Bisection
+    culprit_commit: Suspect | None
+    culprit_error: str | None
+
+
 class Uncomposable(Exception):
     """A report that names what kbo's state no longer holds."""
 
@@ -110,15 +120,21 @@ class Composer:
     def compose(self, kind: str, data: dict[str, Any]) -> EmailMessage:
         if kind in ("digest", "host"):  # composed when queued
             return self._message(data["subject"], data["body"], data["recipients"], {})
+        if kind == "culprit":
+            return self._culprit(self._bisection(data))
         reports = [self._report(entry) for entry in data["jobs"]]
         first = reports[0].job
+        suspects = reports[0].suspects
         if kind == "failure":
-            subject, body = self._failure(reports)
+            bisected = self._bisection(data) if "bisection" in data else None
+            subject, body = self._failure(reports, bisected)
             state = "FAILED"
+            if bisected is not None and bisected.culprit_commit is not None:
+                suspects = [bisected.culprit_commit]
         else:
             subject, body = self._fixed(reports, data["jobs"][0])
             state = "FIXED"
-        recipients = self._recipients(first, reports[0].suspects if kind == "failure" else [])
+        recipients = self._recipients(first, suspects if kind == "failure" else [])
         headers = {
             "X-Kbo-Arch": first.arch,
             "X-Kbo-Commit": first.commit,
@@ -201,7 +217,87 @@ class Composer:
             return None
         return min(ancestors, key=lambda sha: _count(repo, f"{sha}..{job.commit}"))
 
-    def _failure(self, reports: list[JobReport]) -> tuple[str, str]:
+    def _bisection(self, data: dict[str, Any]) -> Bisected:
+        """The ended bisection a mail names, with the culprit's author and first error."""
+        bisection_id = data.get("bisection")
+        if not isinstance(bisection_id, int) or isinstance(bisection_id, bool):
+            raise Uncomposable(f"its bisection is not an id: {bisection_id!r:.60}")
+        b = self.state.bisection(bisection_id)
+        if b is None:
+            raise Uncomposable(f"bisection {bisection_id} does not exist")
+        culprit, error = None, None
+        if b.culprit is not None:
+            try:
+                repo = repository.local_repository(b.source, self.config, fetch=False)
+                found = _log(repo, "--max-count=1", b.culprit)
+            except Exception as e:
+                found = [Suspect(b.culprit[:12], "?", "", f"git unavailable: {e}")]
+            culprit = found[0] if found else Suspect(b.culprit[:12], "?", "", "?")
+            error = self.state.key_results(b).get(b.culprit, ("", None, None))[2]
+        return Bisected(b, culprit, error)
+
+    def _bisection_lines(self, bisected: Bisected) -> list[str]:
+        b = bisected.bisection
+        span = f"{len(b.commits)} commits since {b.good[:12]}, first-parent"
+        lines = []
+        if b.culprit is not None and bisected.culprit_commit is not None:
+            c = bisected.culprit_commit
+            lines += [
+                f"First bad commit (bisected in {b.steps} builds over the {span}):",
+                f"  {b.culprit}",
+                f"  author:  {c.author} <{c.email}>",
+                f"  subject: {c.subject}",
+                f"  first error there: {bisected.culprit_error or b.first_error or '(none found)'}",
+            ]
+        elif b.state == "skipped":
+            lines += [
+                f"Bisection ({b.steps} builds over the {span}) could not name one commit:",
+                f"  the first bad commit is {b.high} or one of the commits skipped between "
+                f"{(b.low or b.good)[:12]} (good) and it.",
+            ]
+        else:
+            lines += [
+                f"Bisection stopped after {b.steps} builds (its limit) over the {span}:",
+                f"  the first bad commit is after {(b.low or b.good)[:12]} (good), at or "
+                f"before {(b.high or b.bad)[:12]} (bad).",
+            ]
+        if b.skipped:
+            lines.append(
+                "  skipped (another first error, or not built for the hosts' sake): "
+                + ", ".join(sha[:12] for sha in b.skipped)
+            )
+        return lines
+
+    def _culprit(self, bisected: Bisected) -> EmailMessage:
+        """The mail that follows a failure mail that could not wait for its bisection."""
+        b = bisected.bisection
+        job = self.state.job(b.job_id)
+        if job is None:
+            raise Uncomposable(f"job {b.job_id} does not exist")
+        version = self.state.version_of_job(job.id) or "?"
+        what = b.culprit[:7] if b.culprit else "not found"
+        subject = (
+            f"[kbo] {version}: {job.arch}/{job.featureset}/{job.flavour} first bad commit {what}"
+        )
+        body = "\n".join(
+            [
+                f"{job.arch}/{job.featureset}/{job.flavour} ({b.recipe}) failed at {b.bad}",
+                f"with: {b.first_error or '(none found)'}",
+                "The failure was mailed before this bisection ended.",
+                "",
+                *self._bisection_lines(bisected),
+            ]
+        )
+        culprits = [bisected.culprit_commit] if bisected.culprit_commit else []
+        headers = {
+            "X-Kbo-Arch": job.arch,
+            "X-Kbo-Commit": b.culprit or b.bad,
+            "X-Kbo-Flavour": job.flavour,
+            "X-Kbo-State": "BISECTED",
+        }
+        return self._message(subject, body + "\n", self._recipients(job, culprits), headers)
+
+    def _failure(self, reports: list[JobReport], bisected: Bisected | None) -> tuple[str, str]:
         report = reports[0]
         job, attempt = report.job, report.attempt
         flavours = ", ".join(r.job.flavour for r in reports)
@@ -213,6 +309,8 @@ class Composer:
             f"[kbo] {report.version}: {job.arch}/{job.featureset}/{flavours} "
             f"FAILED at {job.commit[:7]}"
         )
+        if bisected is not None and bisected.bisection.culprit:
+            subject += f", first bad commit {bisected.bisection.culprit[:7]}"
         error = attempt.first_error or "(none found)"
         at = next((i for i, ln in enumerate(lines) if error and error[:60] in ln), None)
         context = lines[max(0, at - 2) : at + 6] if at is not None else [error]
@@ -244,6 +342,7 @@ class Composer:
                 "First error",
                 *(f"  {ln}" for ln in context),
                 "",
+                *([*self._bisection_lines(bisected), ""] if bisected is not None else []),
                 head,
                 *suspects,
                 "",

@@ -4,7 +4,9 @@ A failure mails when it is the first of its (arch, featureset, flavour) after a 
 or its first ever. A retry, or a failure at a later commit with the same first error,
 mails nothing. Flavours of one arch failing at one commit with the same error within
 ``fold_seconds`` fold into one mail. Reports go to the outbox first, with what they say of
-the attempt that ended (``failed_attempt``); the sender mails them.
+the attempt that ended (``failed_attempt``); the sender mails them. A failure mail may be
+held back for its bisection (``orchestrator/bisections.py``), whose builds are never
+mailed themselves.
 
 An infra-error is never mailed to authors. When one host has ``host_alert_errors`` of them
 within a day, ``admin_mail_to`` gets one mail naming the host and what failed there, and no
@@ -47,27 +49,30 @@ class Reporter:
         self.config = config
         self.state = state
 
-    def on_result(self, attempt_id: int) -> None:
+    def on_result(self, attempt_id: int) -> int | None:
+        """Queue the report an attempt's result calls for; the id of the failure report
+        it queued (or joined), else None. A build a bisection queued is the bisection's:
+        it is never mailed, nor does it raise or clear an alert."""
         job = self.state.job_of_attempt(attempt_id)
         attempt = self.state.attempt(attempt_id)
         if job is None or attempt is None:
-            return
+            return None
         if attempt.state == "infra-error" and attempt.worker_host:
             self._on_host_error(attempt.worker_host)
-        if job.current_attempt != attempt_id:
-            return
+        if job.current_attempt != attempt_id or self.state.bisecting(job.id):
+            return None
         error = attempt.first_error
         delay, now = self.config.fold_seconds, time.time()
         with self.state.transaction() as tx:
             alert = tx.alert(job)
             if job.state == "failed":
                 if alert is not None and normalise(alert.first_error) == normalise(error):
-                    return  # already reported: a retry, or the same failure at a later commit
+                    return None  # already reported: a retry, or the same failure later on
                 tx.raise_alert(job, error or "")
                 fold = "|".join(
                     ("failure", job.source, job.recipe, job.arch, job.commit, normalise(error))
                 )
-                tx.queue_report("failure", fold, failed_attempt(job, attempt), delay, now)
+                return tx.queue_report("failure", fold, failed_attempt(job, attempt), delay, now)
             elif job.state == "succeeded" and alert is not None:
                 tx.clear_alert(job)
                 fold = "|".join(("fixed", job.source, job.recipe, job.arch, job.commit))
@@ -79,6 +84,7 @@ class Reporter:
                     "error": alert.first_error,
                 }
                 tx.queue_report("fixed", fold, entry, delay, now)
+        return None
 
     def _on_host_error(self, host: str) -> None:
         """Mail the admins, once a day, about a host that keeps failing builds."""

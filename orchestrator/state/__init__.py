@@ -10,6 +10,7 @@ from kbo.orchestrator.state.reader import StateReader
 from kbo.orchestrator.state.records import (
     Alert,
     Attempt,
+    Bisection,
     CachedMatrix,
     HostProblem,
     Job,
@@ -27,6 +28,7 @@ from kbo.orchestrator.state.writer import Cancellation, GiveBack, State, Transac
 __all__ = [
     "Alert",
     "Attempt",
+    "Bisection",
     "CachedMatrix",
     "Cancellation",
     "GiveBack",

@@ -16,6 +16,7 @@ from kbo.errors import InfraError, UserError
 from kbo.orchestrator.state import schema
 from kbo.orchestrator.state.records import (
     Attempt,
+    Bisection,
     CachedMatrix,
     HostProblem,
     Job,
@@ -361,6 +362,91 @@ class StateReader:
         return {
             arch for row in rows for arch in _json(row["arches"], f"worker {row['name']}", list)
         }
+
+    # -- bisections and timeouts ---------------------------------------------------
+
+    def bisection(self, bisection_id: int) -> Bisection | None:
+        row = self._one("SELECT * FROM bisections WHERE id = ?", (bisection_id,))
+        return None if row is None else Bisection.from_row(row)
+
+    def bisection_of(self, job: Job) -> Bisection | None:
+        """The bisection that searches for what broke ``job`` (its commit is the bad one)."""
+        row = self._one(
+            "SELECT * FROM bisections WHERE source = ? AND recipe = ? AND arch = ?"
+            " AND featureset = ? AND flavour = ? AND bad = ?",
+            (job.source, job.recipe, job.arch, job.featureset, job.flavour, job.commit),
+        )
+        return None if row is None else Bisection.from_row(row)
+
+    def bisection_holding(self, mail_id: int) -> Bisection | None:
+        """The bisection that holds this failure mail back, if one does."""
+        row = self._one("SELECT * FROM bisections WHERE mail_id = ? LIMIT 1", (mail_id,))
+        return None if row is None else Bisection.from_row(row)
+
+    def bisections_of_key(self, job: Job) -> list[Bisection]:
+        """The running bisections of the job's key and recipe."""
+        rows = self._all(
+            "SELECT * FROM bisections WHERE source = ? AND recipe = ? AND arch = ?"
+            " AND featureset = ? AND flavour = ? AND state = 'running' ORDER BY id",
+            (job.source, job.recipe, job.arch, job.featureset, job.flavour),
+        )
+        return [Bisection.from_row(r) for r in rows]
+
+    def bisections(self, *, running_only: bool) -> list[Bisection]:
+        where = "WHERE state = 'running'" if running_only else ""
+        rows = self._all(f"SELECT * FROM bisections {where} ORDER BY id")  # noqa: S608
+        return [Bisection.from_row(r) for r in rows]
+
+    def key_results(self, b: Bisection) -> dict[str, tuple[str, str | None, str | None]]:
+        """For each commit of the bisection with a job of its key: the job's state, its
+        current attempt's state, and the first error of its newest failed attempt."""
+        found: dict[str, tuple[str, str | None, str | None]] = {}
+        for start in range(0, len(b.commits), _MAX_PARAMETERS):
+            chunk = b.commits[start : start + _MAX_PARAMETERS]
+            query = (
+                "SELECT j.commit_sha, j.state, c.state AS c_state,"  # noqa: S608
+                " (SELECT first_error FROM attempts WHERE job_id = j.id AND state = 'failed'"
+                "  ORDER BY number DESC LIMIT 1) AS error"
+                " FROM jobs j LEFT JOIN attempts c ON c.id = j.current_attempt"
+                " WHERE j.source = ? AND j.recipe = ? AND j.arch = ? AND j.featureset = ?"
+                f" AND j.flavour = ? AND j.commit_sha IN ({_marks(chunk)})"
+            )
+            args = (b.source, b.recipe, b.arch, b.featureset, b.flavour, *chunk)
+            for row in self._all(query, args):
+                found[row["commit_sha"]] = (row["state"], row["c_state"], row["error"])
+        return found
+
+    def bisection_builds(self, bisection_id: int) -> int:
+        """The builds a bisection queued: jobs its runs (reason "bisect N") enqueued."""
+        row = self._one(
+            "SELECT COUNT(*) FROM runs r JOIN run_jobs rj ON rj.run_id = r.id"
+            " WHERE r.reason = ? AND rj.enqueued = 1",
+            (f"bisect {bisection_id}",),
+        )
+        return 0 if row is None else int(row[0])
+
+    def bisecting(self, job_id: int) -> bool:
+        """Whether the run that last queued the job is a bisection's: its result is the
+        bisection's to read, never mailed."""
+        row = self._one(
+            "SELECT r.reason FROM run_jobs rj JOIN runs r ON r.id = rj.run_id"
+            " WHERE rj.job_id = ? AND rj.enqueued = 1 ORDER BY r.created_at DESC LIMIT 1",
+            (job_id,),
+        )
+        return row is not None and str(row[0]).startswith("bisect ")
+
+    def build_durations(self, job: Job, limit: int) -> list[tuple[str, float]]:
+        """The executor and duration of the newest ``limit`` successful builds of the
+        job's key and recipe (other commits included), newest first."""
+        rows = self._all(
+            "SELECT a.executor, a.ended_at - a.started_at FROM attempts a"
+            " JOIN jobs j ON j.id = a.job_id WHERE j.source = ? AND j.recipe = ?"
+            " AND j.arch = ? AND j.featureset = ? AND j.flavour = ? AND a.state = 'succeeded'"
+            " AND a.executor IS NOT NULL AND a.started_at IS NOT NULL"
+            " ORDER BY a.ended_at DESC LIMIT ?",
+            (job.source, job.recipe, job.arch, job.featureset, job.flavour, limit),
+        )
+        return [(str(r[0]), float(r[1])) for r in rows if r[1] is not None]
 
     # -- mail ------------------------------------------------------------------------
 

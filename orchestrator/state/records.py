@@ -415,3 +415,74 @@ class WorkerView:
 
     def to_json(self) -> dict[str, Any]:
         return self.info.to_json() | {"jobs": self.jobs, "infra_errors": self.infra_errors}
+
+
+@dataclass(frozen=True)
+class Bisection:
+    """The search for the first bad commit of one job key between ``good`` and ``bad``
+    (``commits``: ``git rev-list --first-parent good..bad``, oldest first). ``low`` and
+    ``high`` are the bounds so far, ``building`` the commit whose build it waits for,
+    ``steps`` the builds it queued, ``mail_id`` the failure mail it holds back."""
+
+    id: int
+    source: str
+    recipe: str
+    arch: str
+    featureset: str
+    flavour: str
+    kernel_arch: str | None
+    good: str
+    bad: str
+    job_id: int
+    first_error: str | None
+    commits: list[str]
+    max_steps: int
+    state: str  # running, found, skipped, gave-up
+    steps: int
+    low: str | None
+    high: str | None
+    culprit: str | None
+    skipped: list[str]
+    building: str | None
+    mail_id: int | None
+    started_by: str
+    started_at: float
+    ended_at: float | None
+
+    @property
+    def key(self) -> str:
+        return job_key(self.arch, self.featureset, self.flavour)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Bisection:
+        what = f"bisection {row['id']}"
+        return cls(
+            **{k: row[k] for k in row.keys() if k not in ("commits", "skipped")},  # noqa: SIM118
+            commits=[str(c) for c in _json(row["commits"], what, list)],
+            skipped=[str(c) for c in _json(row["skipped"], what, list)],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.key,
+            "arch": self.arch,
+            "featureset": self.featureset,
+            "flavour": self.flavour,
+            "recipe": self.recipe,
+            "good": self.good,
+            "bad": self.bad,
+            "job": self.job_id,
+            "commits": len(self.commits),
+            "state": self.state,
+            "builds": self.steps,
+            "max_builds": self.max_steps,
+            "low": self.low,
+            "high": self.high,
+            "culprit": self.culprit,
+            "skipped": self.skipped,
+            "building": self.building,
+            "started_by": self.started_by,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+        }

@@ -14,7 +14,7 @@ from pathlib import Path
 from kbo.errors import UserError
 
 APPLICATION_ID = 0x6B626F00  # "kbo\0"
-VERSION = 9
+VERSION = 10
 # How the matrices table stores a commit's jobs; a row of another format is read again.
 MATRIX_FORMAT = 1
 
@@ -404,6 +404,64 @@ CREATE TABLE tokens (
     created_at REAL NOT NULL,
     revoked_at REAL
 );
+""",
+    # Bisections: the first bad commit of a job key between a good and a bad commit,
+    # searched with builds (``orchestrator/bisect.py``); ``mail_id`` is the failure mail
+    # it holds back until it is done. A mail of kind 'culprit' names the first bad
+    # commit when the failure mail went first. The outbox is made anew for its CHECK
+    # constraint, as in 7 -> 8.
+    9: """
+CREATE TABLE IF NOT EXISTS bisections (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    featureset TEXT NOT NULL,
+    flavour TEXT NOT NULL,
+    kernel_arch TEXT,
+    good TEXT NOT NULL,
+    bad TEXT NOT NULL,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    first_error TEXT,
+    commits TEXT NOT NULL,
+    max_steps INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'found', 'skipped', 'gave-up')),
+    steps INTEGER NOT NULL DEFAULT 0,
+    low TEXT,
+    high TEXT,
+    culprit TEXT,
+    skipped TEXT NOT NULL DEFAULT '[]',
+    building TEXT,
+    mail_id INTEGER,
+    started_by TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    UNIQUE (source, recipe, arch, featureset, flavour, bad)
+);
+CREATE INDEX IF NOT EXISTS bisections_by_key ON bisections
+    (source, recipe, arch, featureset, flavour, state);
+CREATE TABLE outbox_v10 (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('failure', 'fixed', 'digest', 'host', 'culprit')),
+    fold_key TEXT,
+    data TEXT NOT NULL,
+    message TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'skipped')),
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    next_try REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at REAL,
+    claimed_by TEXT,
+    claim_expires REAL
+);
+INSERT INTO outbox_v10 SELECT id, kind, fold_key, data, message, state, created_at, due_at,
+    next_try, attempts, last_error, sent_at, claimed_by, claim_expires FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v10 RENAME TO outbox;
+CREATE INDEX outbox_pending ON outbox (state, due_at);
+CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
 """,
 }
 

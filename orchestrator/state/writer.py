@@ -30,6 +30,7 @@ from kbo.orchestrator.state.records import (
     OUTCOMES,
     RETRYABLE,
     Alert,
+    Bisection,
     Job,
     JobSpec,
     Run,
@@ -114,8 +115,9 @@ class Transaction:
 
     def queue_report(
         self, kind: str, fold: str, entry: dict[str, Any], delay: float, now: float
-    ) -> None:
-        """Add ``entry`` to the report not yet composed with this fold key, or start one."""
+    ) -> int:
+        """Add ``entry`` to the report not yet composed with this fold key, or start one;
+        the report's id."""
         open_report = self.db.execute(
             "SELECT id, data FROM outbox WHERE fold_key = ? AND message IS NULL"
             " AND state = 'pending'",
@@ -127,8 +129,8 @@ class Transaction:
             self.db.execute(
                 "UPDATE outbox SET data = ? WHERE id = ?", (json.dumps(data), open_report["id"])
             )
-            return
-        self.queue_mail(kind, {"jobs": [entry]}, now, due=now + delay, fold=fold)
+            return int(open_report["id"])
+        return self.queue_mail(kind, {"jobs": [entry]}, now, due=now + delay, fold=fold)
 
     def queue_mail(
         self, kind: str, data: dict[str, Any], now: float, *, due: float, fold: str | None = None
@@ -281,7 +283,9 @@ class State(StateReader):
             " JOIN attempts a ON a.id = j.current_attempt"
             " WHERE j.source = ? AND j.recipe = ? AND j.state = 'queued' AND j.arch = ?"
             " AND j.featureset = ? AND j.flavour = ? AND j.commit_sha != ?"
-            " AND a.state = 'queued'",
+            " AND a.state = 'queued' AND NOT EXISTS (SELECT 1 FROM run_jobs rj"
+            "  JOIN runs r ON r.id = rj.run_id WHERE rj.job_id = j.id"
+            "  AND r.reason LIKE 'bisect %')",
             (spec.source, spec.recipe, spec.arch, spec.featureset, spec.flavour, spec.commit),
         ).fetchall()
         for row in rows:
@@ -683,6 +687,96 @@ class State(StateReader):
             (now - republish_after, now),
         ).fetchall()
         return [row[0] for row in rows]
+
+    # -- bisections -------------------------------------------------------------------
+
+    def start_bisection(self, b: Bisection) -> tuple[Bisection, bool]:
+        """Record a bisection (``b.id`` is ignored) unless one searches the same job key
+        from the same bad commit; that one, and whether this call made it."""
+        with self.transaction() as tx:
+            made = tx.db.execute(
+                "INSERT OR IGNORE INTO bisections (source, recipe, arch, featureset, flavour,"
+                " kernel_arch, good, bad, job_id, first_error, commits, max_steps, state,"
+                " high, mail_id, started_by, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (
+                    b.source,
+                    b.recipe,
+                    b.arch,
+                    b.featureset,
+                    b.flavour,
+                    b.kernel_arch,
+                    b.good,
+                    b.bad,
+                    b.job_id,
+                    b.first_error,
+                    json.dumps(b.commits),
+                    b.max_steps,
+                    b.bad,
+                    b.mail_id,
+                    b.started_by,
+                    b.started_at,
+                ),
+            ).rowcount
+            row = tx.db.execute(
+                "SELECT * FROM bisections WHERE source = ? AND recipe = ? AND arch = ?"
+                " AND featureset = ? AND flavour = ? AND bad = ?",
+                (b.source, b.recipe, b.arch, b.featureset, b.flavour, b.bad),
+            ).fetchone()
+        return Bisection.from_row(row), bool(made)
+
+    def bisection_progress(self, b: Bisection) -> bool:
+        """Record where a running bisection is (its bounds, builds, skips, the build it
+        waits for) and, once ``b.state`` is not running, its verdict; False when it had
+        already ended (a repeated report changes nothing)."""
+        with self.transaction() as tx:
+            return bool(
+                tx.db.execute(
+                    "UPDATE bisections SET state = ?, steps = ?, low = ?, high = ?,"
+                    " culprit = ?, skipped = ?, building = ?, ended_at = ?"
+                    " WHERE id = ? AND state = 'running'",
+                    (
+                        b.state,
+                        b.steps,
+                        b.low,
+                        b.high,
+                        b.culprit,
+                        json.dumps(b.skipped),
+                        b.building,
+                        b.ended_at,
+                        b.id,
+                    ),
+                ).rowcount
+            )
+
+    def hold_mail(self, mail_id: int, until: float) -> bool:
+        """Hold a pending mail not yet composed back until ``until`` (a bisection's
+        wait); False when it is composed, sent or skipped already."""
+        with self.transaction() as tx:
+            return bool(
+                tx.db.execute(
+                    "UPDATE outbox SET due_at = MAX(due_at, ?) WHERE id = ?"
+                    " AND state = 'pending' AND message IS NULL",
+                    (until, mail_id),
+                ).rowcount
+            )
+
+    def release_mail_with(self, mail_id: int, key: str, value: Any, now: float) -> bool:
+        """Add ``key`` to a held mail's data and make it due now; False when it was
+        composed (or sent) already: its text is fixed, and it goes as it is."""
+        with self.transaction() as tx:
+            row = tx.db.execute(
+                "SELECT data FROM outbox WHERE id = ? AND state = 'pending' AND message IS NULL",
+                (mail_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            data = json.loads(row["data"]) | {key: value}
+            tx.db.execute(
+                "UPDATE outbox SET data = ?, due_at = MIN(due_at, ?) WHERE id = ?",
+                (json.dumps(data), now, mail_id),
+            )
+        return True
 
     # -- the outbox --------------------------------------------------------------------
 
