@@ -24,11 +24,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from kbo.config import Config
 from kbo.errors import KboError
 from kbo.orchestrator.bisect import Result, most_builds, plan
+from kbo.orchestrator.last_good import nearest_good
 from kbo.orchestrator.mail.reports import normalise
 from kbo.orchestrator.matrices import Matrices
 from kbo.orchestrator.state import Attempt, Bisection, Job, JobSpec, Run, State
@@ -37,7 +37,6 @@ from kbo.packaging import repository
 log = logging.getLogger("kbo.bisect")
 # Which of the job key's successes may be the good commit: the nearest ancestor among
 # this many of the newest (as failure mails look for it).
-MAX_SUCCESSES = 50
 # The builds a bisection is estimated to take are this many of the job key's recent ones.
 RECENT_BUILDS = 5
 # Run ids of a bisection's steps: the same bisection and commit make the same run id.
@@ -111,7 +110,7 @@ class Bisector:
         if existing is not None:
             return Started(existing)
         repo = repository.local_repository(job.source, self.config, fetch=False)
-        good = self._last_good(repo, job)
+        good = nearest_good(self.state, repo, job)
         if good is None:
             return Started(None, "no earlier success of its job key is an ancestor of its commit")
         commits = repository.first_parent_range(repo, good, job.commit)
@@ -165,20 +164,6 @@ class Bisector:
             )
             self.advance(bisection)
         return Started(self.state.bisection(bisection.id), made=made)
-
-    def _last_good(self, repo: Path, job: Job) -> str | None:
-        """Of the job key's newest successes, the nearest ancestor of the job's commit."""
-        ancestors = [
-            sha
-            for sha in dict.fromkeys(self.state.successes(job, MAX_SUCCESSES))
-            if sha != job.commit and repository.is_ancestor(repo, sha, job.commit)
-        ]
-        if not ancestors:
-            return None
-        return min(
-            ancestors,
-            key=lambda sha: len(repository.first_parent_range(repo, sha, job.commit)),
-        )
 
     def _build_seconds(self, job: Job, attempt: Attempt) -> float:
         """How long one of the job key's builds takes: the median of its recent

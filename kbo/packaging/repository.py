@@ -219,3 +219,10 @@ def first_parent_range(repo: Path, good: str, bad: str, limit: int = 10000) -> l
             f"cannot list {good[:12]}..{bad[:12]}: {result.stderr.decode().strip()}", str(repo)
         )
     return shas
+
+
+def count_commits(repo: Path, good: str, bad: str) -> int:
+    """How many commits ``bad`` has that ``good`` lacks (``git rev-list --count``)."""
+    result = _git(repo, "rev-list", "--count", "--end-of-options", f"{good}..{bad}", "--")
+    out = result.stdout.decode().strip()
+    return int(out) if result.returncode == 0 and out.isdigit() else 0

@@ -18,6 +18,7 @@ from typing import Any
 
 from kbo.config import Config
 from kbo.errors import InfraError
+from kbo.orchestrator.last_good import nearest_good
 from kbo.orchestrator.state import Attempt, Bisection, Job, StateReader
 from kbo.packaging import repository
 
@@ -29,7 +30,6 @@ TAIL_LINES = 40
 # A failure mail lists at most this many suspect commits, and looks for the last good
 # build among this many of the job key's newest successes.
 MAX_SUSPECTS = 50
-MAX_SUCCESSES = 50
 STAGE = "== kbo stage "
 
 
@@ -198,24 +198,11 @@ class Composer:
             repo = repository.local_repository(job.source, self.config, fetch=False)
         except Exception as e:
             return None, 1, [Suspect("?", "?", "", f"git unavailable: {e}")]
-        good = self._last_good(repo, job)
+        good = nearest_good(self.state, repo, job)
         if good is None:
             return None, 1, _log(repo, "--max-count=1", job.commit)
         count = _count(repo, f"{good}..{job.commit}")
         return good, count, _log(repo, f"--max-count={MAX_SUSPECTS}", f"{good}..{job.commit}")
-
-    def _last_good(self, repo: Path, job: Job) -> str | None:
-        """Of the job key's newest successes, the nearest ancestor of the job's commit
-        (fewest commits between them): a success on another branch, however recent,
-        says nothing of this one."""
-        ancestors = [
-            sha
-            for sha in dict.fromkeys(self.state.successes(job, MAX_SUCCESSES))
-            if sha != job.commit and repository.is_ancestor(repo, sha, job.commit)
-        ]
-        if not ancestors:
-            return None
-        return min(ancestors, key=lambda sha: _count(repo, f"{sha}..{job.commit}"))
 
     def _bisection(self, data: dict[str, Any]) -> Bisected:
         """The ended bisection a mail names, with the culprit's author and first error."""
