@@ -172,7 +172,8 @@ class Coordinator:
         """Plan at HEAD, then record and publish a run per recipe that queues jobs: one
         recipe, or each rung of the ladder that some arch stands on."""
         config, now = self.config, time.time()
-        if not request.get("recipe") and config.ladder:
+        climbing = not request.get("recipe") and bool(config.ladder)
+        if climbing:
             for name in config.ladder:  # a bad recipe is refused before any record
                 recipes.load(name, config.recipe_dirs)
             fetch = bool(request.get("fetch", True))
@@ -200,7 +201,7 @@ class Coordinator:
                 )
                 runs.append(self._record_snapshot_run(request, run_id, rung))
         reply["run"] = runs[0] if runs else None
-        if len(rungs) > 1:
+        if climbing:  # a ladder, even of one rung: the client follows it by "runs"
             reply["runs"] = runs
             sid, head = repository.source_id(config.repository), rungs[0].found.head
             reply["in_flight"] = self.state.runs_in_flight(sid, head, config.ladder)

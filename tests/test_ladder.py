@@ -129,3 +129,17 @@ def test_a_snapshot_that_climbs_every_rung_exits_zero_and_status_is_ok(tmp_path:
     assert status == 0, reply
     assert all(d["state"] == "OK" and d["recipe"] == "rung-package" for d in reply["decisions"])
     assert cluster.kbo("status").returncode == 0
+
+
+def test_a_ladder_of_one_rung_is_followed_to_its_end(tmp_path: Path) -> None:
+    cluster = ladder_cluster(tmp_path)
+    text = cluster.config.read_text().replace(
+        'ladder = ["rung-config", "rung-smoke", "rung-package"]', 'ladder = ["rung-smoke"]'
+    )
+    cluster.config.write_text(text)
+    (cluster.control / "rung-smoke" / "fail-alpha").touch()
+    status, reply = snapshot(cluster)
+    assert status == 1, reply
+    assert [r["recipe"] for r in reply["runs"]] == ["rung-smoke"]
+    states = {job["arch"]: job["state"] for job in reply["runs"][0]["jobs"]}
+    assert states == {"alpha": "failed", "hppa": "succeeded", "mips": "succeeded"}
